@@ -1,0 +1,35 @@
+# The README's commands. `make setup` installs into the active virtualenv ($VIRTUAL_ENV) or ./.venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),$(CURDIR)/.venv)
+PY := $(VENV)/bin/python
+# Tests and benchmarks: one BLAS thread per process (2 shared cores) and no model-hub retries.
+TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1
+PYTEST_ARGS ?=
+
+.PHONY: setup quickstart test test-slow bench results clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+setup: $(PY)
+	$(PY) tools/setup_env.py
+
+quickstart: setup
+	HF_HUB_OFFLINE=1 $(PY) tools/quickstart.py
+
+test: setup
+	$(TEST_ENV) $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup
+	$(TEST_ENV) $(PY) -m pytest tests -m slow $(PYTEST_ARGS)
+
+bench: setup
+	$(TEST_ENV) $(PY) tools/benchmark_data_loader.py
+	$(TEST_ENV) $(PY) tools/benchmark_evaluator.py --workers 2
+
+results: setup
+	HF_HUB_OFFLINE=1 $(PY) tools/synthetic_results.py
+
+clean-venv:
+	rm -rf $(CURDIR)/.venv

@@ -1,0 +1,3 @@
+from .spnet import SPNet
+
+__all__ = ["SPNet"]

@@ -1,0 +1,119 @@
+"""SPNet-style baseline: pixel features projected into the class-embedding space.
+
+Shapes: B batch, H/W padded input, h/w feature size, D embedding dim, K vocabulary size, S seen classes.
+``features: (B, C, h, w)`` -> ``embedding map (B, D, h, w)`` -> ``scores = embedding · E_k  (B, K, h, w)``.
+Training scores only the seen classes (cross-entropy, unseen pixels ignored); inference scores the whole
+vocabulary and subtracts the calibration gamma from seen-class scores (Xian et al., CVPR'19, Sec. 3.3).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from detectron2.config import configurable
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
+from detectron2.modeling.postprocessing import sem_seg_postprocess
+from detectron2.structures import ImageList
+from torch import nn
+from torch.nn import functional as F
+
+from ...data.protocol import resolve_split
+from ...embeddings import ClassEmbedder, build_class_embedder
+from ..aspp_sum import SummedASPP
+from ..vocabulary import Vocabulary
+
+
+@META_ARCH_REGISTRY.register()
+class SPNet(nn.Module):
+    @configurable
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        in_feature: str,
+        aspp_dilations: Sequence[int],
+        class_embedder: ClassEmbedder,
+        vocabulary: Vocabulary,
+        ignore_label: int,
+        calibration_gamma: float,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+    ) -> None:
+        """
+        Args:
+            backbone: feature extractor; ``in_feature`` names the map that is projected.
+            aspp_dilations: dilations of the summed-ASPP projection (empty: a 1x1 conv).
+            class_embedder: maps class names to fixed (K, D) embeddings (not trained, not in the state dict).
+            vocabulary: class names and which are seen; training uses the seen ones only.
+            calibration_gamma: subtracted from seen-class scores at inference.
+        """
+        super().__init__()
+        self.backbone = backbone
+        self.in_feature = in_feature
+        self.class_embedder = class_embedder
+        self.projection = SummedASPP(backbone.output_shape()[in_feature].channels, class_embedder.dim, aspp_dilations)
+        self.ignore_label = ignore_label
+        self.calibration_gamma = calibration_gamma
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        self.set_vocabulary(vocabulary)
+
+    @classmethod
+    def from_config(cls, cfg) -> dict:
+        backbone = build_backbone(cfg)
+        split = resolve_split(cfg, (cfg.DATASETS.TRAIN or cfg.DATASETS.TEST)[0])
+        return {
+            "backbone": backbone,
+            "in_feature": cfg.MODEL.SPNET.IN_FEATURE,
+            "aspp_dilations": cfg.MODEL.SPNET.ASPP_DILATIONS,
+            "class_embedder": build_class_embedder(cfg),
+            "vocabulary": Vocabulary.from_split(split),
+            "ignore_label": split.ignore_label,
+            "calibration_gamma": cfg.MODEL.SPNET.CALIBRATION_GAMMA,
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def set_vocabulary(self, vocabulary: Vocabulary) -> None:
+        """Embed the vocabulary's class names; the model then scores these K classes."""
+        self.vocabulary = vocabulary
+        embeddings = self.class_embedder(vocabulary.class_names).to(self.device)
+        self.register_buffer("class_embeddings", embeddings, False)
+        self.register_buffer("seen_mask", vocabulary.seen_mask().to(self.device), False)
+        self.register_buffer(
+            "train_label_map", vocabulary.train_label_map(self.ignore_label).to(self.device), False
+        )
+
+    def class_scores(self, images: torch.Tensor, class_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """``images: (B, 3, H, W)`` normalised -> ``(B, K', h, w)`` scores of ``class_ids`` (default: all)."""
+        embeddings = self.class_embeddings if class_ids is None else self.class_embeddings[class_ids]
+        features = self.backbone(images)[self.in_feature]
+        return self.projection(features, embeddings)
+
+    def forward(self, batched_inputs: list[dict]) -> dict | list[dict]:
+        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = ImageList.from_tensors(images, self.backbone.size_divisibility)
+        if self.training:
+            targets = [x["sem_seg"].to(self.device) for x in batched_inputs]
+            targets = ImageList.from_tensors(targets, self.backbone.size_divisibility, self.ignore_label).tensor
+            return self.losses(images.tensor, targets)
+        scores = self.class_scores(images.tensor)
+        scores = F.interpolate(scores, size=images.tensor.shape[-2:], mode="bilinear", align_corners=False)
+        results = []
+        for score, x, size in zip(scores, batched_inputs, images.image_sizes):
+            score = sem_seg_postprocess(score, size, x.get("height", size[0]), x.get("width", size[1]))
+            if self.calibration_gamma:
+                score = score - self.calibration_gamma * self.seen_mask[:, None, None]
+            results.append({"sem_seg": score})
+        return results
+
+    def losses(self, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Cross-entropy over the seen classes; ``targets: (B, H, W)`` class ids, unseen already ignored."""
+        seen_ids = self.seen_mask.nonzero().squeeze(1)
+        scores = self.class_scores(images, seen_ids)
+        scores = F.interpolate(scores, size=targets.shape[-2:], mode="bilinear", align_corners=False)
+        return {"loss_ce": F.cross_entropy(scores, self.train_label_map[targets], ignore_index=self.ignore_label)}
