@@ -12,6 +12,8 @@ def add_zegcag_config(cfg: CN) -> None:
     cfg.DATASETS.ZS3.UNSEEN_CLASSES = []
     # Training images with unseen pixels: "ignore" labels them ignore_label, "drop" removes the image.
     cfg.DATASETS.ZS3.UNSEEN_POLICY = "ignore"
+    # Train on every class, unseen included: the supervised upper bound, not a zero-shot run.
+    cfg.DATASETS.ZS3.TRAIN_ON_ALL_CLASSES = False
 
     # Which dataset mapper builds training inputs ("zs3_semantic": image + dense label map).
     cfg.INPUT.DATASET_MAPPER_NAME = "zs3_semantic"

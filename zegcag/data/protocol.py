@@ -33,6 +33,11 @@ def resolve_split(cfg, dataset_name: str) -> ZS3Split:
     return split
 
 
+def training_classes(cfg, split: ZS3Split) -> tuple[int, ...]:
+    """Class ids whose labels training may use: the seen ones (all of them for the supervised upper bound)."""
+    return tuple(range(split.num_classes)) if cfg.DATASETS.ZS3.TRAIN_ON_ALL_CLASSES else split.seen
+
+
 def zs3_dataset_names() -> list[str]:
     from detectron2.data import DatasetCatalog
 

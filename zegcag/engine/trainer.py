@@ -116,6 +116,18 @@ class Trainer(DefaultTrainer):
             ret.insert(position, CalibrationHook())
         return ret
 
+    # Detectron2 0.6 leaves the optimizer out of DefaultTrainer's checkpoints (fixed in later versions the
+    # same way), so --resume would restart Adam/SGD momentum from zero.
+    def state_dict(self) -> dict:
+        ret = super().state_dict()
+        ret["_trainer"] = self._trainer.state_dict()
+        return ret
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        if "_trainer" in state_dict:
+            self._trainer.load_state_dict(state_dict["_trainer"])
+
     def resume_or_load(self, resume: bool = True) -> None:
         if resume and not self.checkpointer.has_checkpoint():
             logger.warning(f"--resume: no checkpoint in {self.cfg.OUTPUT_DIR}; starting a new training")
@@ -144,9 +156,11 @@ class Trainer(DefaultTrainer):
     def test(cls, cfg, model, evaluators=None) -> OrderedDict:
         results = super().test(cfg, model, evaluators)
         if comm.is_main_process():
+            # Detectron2 unwraps the results of a single test dataset; the file always maps dataset -> results
+            per_dataset = {cfg.DATASETS.TEST[0]: results} if len(cfg.DATASETS.TEST) == 1 else results
             path = os.path.join(cfg.OUTPUT_DIR, "eval_results.json")
             with PathManager.open(path, "w") as f:
-                json.dump(json_safe(results), f, indent=1)
+                json.dump(json_safe(per_dataset), f, indent=1)
             logger.info(f"evaluation results written to {path}")
         return results
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from .splits import ZS3Split
+from .splits import ZS3Split, load_split
 
 EVALUATOR_TYPE = "gzs3_sem_seg"
 
@@ -69,3 +69,24 @@ def register_zs3_sem_seg(
         evaluator_type=EVALUATOR_TYPE,
         prepare_hint=prepare_hint,
     )
+
+
+def register_prepared_splits(
+    root: Path, splits: dict[str, str], prepare_script: str, *, name_suffix: str = "", image_ext: str = ".jpg"
+) -> list[str]:
+    """Register ``<split>_zs3_{train,val}_sem_seg<name_suffix>`` from ``<root>/zs3_<split>/{images,labels}/{train,val}``.
+
+    ``splits`` maps a split name to the flags of ``datasets/<prepare_script>`` that write its folder;
+    ``name_suffix`` lets tests register a second copy under another root. Returns the registered names.
+    """
+    names = []
+    for split_name, flags in splits.items():
+        split = load_split(split_name)
+        folder = Path(root) / f"zs3_{split_name}"
+        hint = f"python datasets/{prepare_script} {flags} --output-root {root}"
+        for phase in ("train", "val"):
+            name = f"{split_name}_zs3_{phase}_sem_seg{name_suffix}"
+            register_zs3_sem_seg(name, split, folder / "images" / phase, folder / "labels" / phase,
+                                 prepare_hint=hint, image_ext=image_ext)
+            names.append(name)
+    return names

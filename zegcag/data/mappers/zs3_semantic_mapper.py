@@ -13,7 +13,7 @@ from detectron2.data import transforms as T
 from detectron2.projects.point_rend import ColorAugSSDTransform
 
 from ..label_io import check_label_ids, class_lookup, read_label
-from ..protocol import resolve_split
+from ..protocol import resolve_split, training_classes
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class ZS3SemanticDatasetMapper:
             "augmentations": augs,
             "image_format": cfg.INPUT.FORMAT,
             "num_classes": split.num_classes,
-            "train_classes": split.seen,
+            "train_classes": training_classes(cfg, split),
             "ignore_label": split.ignore_label,
         }
 

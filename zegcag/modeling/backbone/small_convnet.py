@@ -51,5 +51,10 @@ class SmallConvNet(Backbone):
 
 @BACKBONE_REGISTRY.register()
 def build_small_convnet_backbone(cfg, input_shape: ShapeSpec) -> SmallConvNet:
-    c = cfg.MODEL.SMALL_CONVNET
-    return SmallConvNet(input_shape.channels, c.CHANNELS, c.STRIDES, c.DILATIONS, c.NORM)
+    return SmallConvNet(
+        input_shape.channels,
+        cfg.MODEL.SMALL_CONVNET.CHANNELS,
+        cfg.MODEL.SMALL_CONVNET.STRIDES,
+        cfg.MODEL.SMALL_CONVNET.DILATIONS,
+        cfg.MODEL.SMALL_CONVNET.NORM,
+    )

@@ -17,7 +17,7 @@ from detectron2.structures import ImageList
 from torch import nn
 from torch.nn import functional as F
 
-from ...data.protocol import resolve_split
+from ...data.protocol import resolve_split, training_classes
 from ...embeddings import ClassEmbedder, build_class_embedder
 from ..aspp_sum import SummedASPP
 from ..vocabulary import Vocabulary
@@ -44,7 +44,8 @@ class SPNet(nn.Module):
             backbone: feature extractor; ``in_feature`` names the map that is projected.
             aspp_dilations: dilations of the summed-ASPP projection (empty: a 1x1 conv).
             class_embedder: maps class names to fixed (K, D) embeddings (not trained, not in the state dict).
-            vocabulary: class names and which are seen; training uses the seen ones only.
+            vocabulary: class names and which are seen; training uses the seen ones only, and
+                calibration lowers the seen ones.
             calibration_gamma: subtracted from seen-class scores at inference.
         """
         super().__init__()
@@ -67,7 +68,7 @@ class SPNet(nn.Module):
             "in_feature": cfg.MODEL.SPNET.IN_FEATURE,
             "aspp_dilations": cfg.MODEL.SPNET.ASPP_DILATIONS,
             "class_embedder": build_class_embedder(cfg),
-            "vocabulary": Vocabulary.from_split(split),
+            "vocabulary": Vocabulary(split.class_names, frozenset(training_classes(cfg, split))),
             "ignore_label": split.ignore_label,
             "calibration_gamma": cfg.MODEL.SPNET.CALIBRATION_GAMMA,
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
@@ -116,4 +117,7 @@ class SPNet(nn.Module):
         seen_ids = self.seen_mask.nonzero().squeeze(1)
         scores = self.class_scores(images, seen_ids)
         scores = F.interpolate(scores, size=targets.shape[-2:], mode="bilinear", align_corners=False)
-        return {"loss_ce": F.cross_entropy(scores, self.train_label_map[targets], ignore_index=self.ignore_label)}
+        targets = self.train_label_map[targets]
+        if (targets == self.ignore_label).all():  # e.g. a crop of unseen pixels only: mean over nothing is NaN
+            return {"loss_ce": scores.sum() * 0.0}
+        return {"loss_ce": F.cross_entropy(scores, targets, ignore_index=self.ignore_label)}

@@ -1,0 +1,38 @@
+"""Helpers shared by the tests: repo paths, configs with tiny overrides."""
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_DATASET = "zs3_test"
+
+
+def make_cfg(config_file: str = "configs/spnet_synthetic.yaml", *opts):
+    """A frozen-free config from a repo config file plus KEY VALUE overrides."""
+    from detectron2.config import get_cfg
+    from detectron2.projects.deeplab import add_deeplab_config
+
+    from zegcag import add_zegcag_config
+
+    cfg = get_cfg()
+    add_deeplab_config(cfg)
+    add_zegcag_config(cfg)
+    cfg.merge_from_file(str(REPO / config_file))
+    cfg.merge_from_list(list(opts))
+    return cfg
+
+
+TINY_SPNET_OPTS = (
+    "DATASETS.TRAIN", f"('{TEST_DATASET}_train',)",
+    "DATASETS.TEST", f"('{TEST_DATASET}_val',)",
+    "TEST.GZS3.CALIBRATION_DATASET", f"{TEST_DATASET}_calib",
+    "MODEL.SMALL_CONVNET.CHANNELS", "[8, 8]",
+    "MODEL.SMALL_CONVNET.STRIDES", "[1, 2]",
+    "MODEL.SMALL_CONVNET.DILATIONS", "[1, 1]",
+    "INPUT.MIN_SIZE_TRAIN", "(32,)",
+    "INPUT.MAX_SIZE_TRAIN", "32",
+    "SOLVER.IMS_PER_BATCH", "4",
+    "SOLVER.MAX_ITER", "4",
+    "SOLVER.CHECKPOINT_PERIOD", "2",
+    "DATALOADER.NUM_WORKERS", "0",
+)

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Regenerate the synthetic-benchmark results table (README and benchmarks/synthetic_results.md).
+
+Trains and evaluates every row with tools/train_net.py (one run each, on CPU), adds the chance level
+computed from the validation labels, and writes the table between the README's results markers.
+
+    python tools/synthetic_results.py [--rows spnet spnet_split_b spnet_supervised] [--output-root output/results]
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SPLIT_B = "['bicycle', 'bottle', 'cat', 'dining table', 'horse']"
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+# row name -> (description, config, scene seed, extra KEY VALUE overrides)
+ROWS = {
+    "spnet": ("SPNet, zero-shot", "configs/spnet_synthetic.yaml", 0, []),
+    "spnet_split_b": ("SPNet, zero-shot, scene seed 1, unseen = bicycle, bottle, cat, dining table, horse",
+                      "configs/spnet_synthetic.yaml", 1, ["DATASETS.ZS3.UNSEEN_CLASSES", SPLIT_B]),
+    "spnet_supervised": ("SPNet trained on all classes (supervised upper bound)", "configs/spnet_synthetic.yaml", 0,
+                         ["DATASETS.ZS3.TRAIN_ON_ALL_CLASSES", "True"]),
+}
+
+
+def dataset_names(seed: int) -> list[str]:
+    from zegcag.data.datasets import synthetic_folder_name
+
+    prefix = synthetic_folder_name(seed)
+    return ["DATASETS.TRAIN", f"('{prefix}_train',)", "DATASETS.TEST", f"('{prefix}_val',)",
+            "TEST.GZS3.CALIBRATION_DATASET", f"{prefix}_calib"]
+
+
+def run_row(name: str, output_root: Path) -> dict:
+    _, config, seed, opts = ROWS[name]
+    out = output_root / name
+    cmd = [sys.executable, str(REPO / "tools/train_net.py"), "--config-file", config, "--overwrite",
+           *dataset_names(seed), *opts, "OUTPUT_DIR", str(out)]
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
+    results = json.loads((out / "eval_results.json").read_text())
+    return next(iter(results.values()))["sem_seg"]
+
+
+def chance_row(seed: int, unseen_names: list[str] | None) -> dict:
+    """Expected metrics of a prediction drawn uniformly over the K classes at every pixel.
+
+    For a class with ground-truth share p and prediction share q = 1/K: IoU = pq / (p + q - pq).
+    """
+    from detectron2.data import DatasetCatalog
+
+    from zegcag.data.datasets import load_split, synthetic_folder_name
+    from zegcag.data.label_io import read_label
+
+    split = load_split("synthetic")
+    if unseen_names:
+        split = split.with_unseen(unseen_names)
+    counts = np.zeros(split.num_classes)
+    for d in DatasetCatalog.get(f"{synthetic_folder_name(seed)}_val"):
+        label = read_label(d["sem_seg_file_name"])
+        counts += np.bincount(label[label != split.ignore_label].ravel(), minlength=split.num_classes)[: split.num_classes]
+    p, q = counts / counts.sum(), 1.0 / split.num_classes
+    iou = 100 * p * q / (p + q - p * q)
+    seen, unseen = iou[list(split.seen)].mean(), iou[list(split.unseen)].mean()
+    return {"seen_mIoU": seen, "unseen_mIoU": unseen, "hIoU": 2 * seen * unseen / (seen + unseen),
+            "mIoU": iou.mean(), "pAcc": 100 * q}
+
+
+def format_table(rows: list[tuple[str, dict]]) -> str:
+    fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
+    lines = ["| run | seen mIoU | unseen mIoU | hIoU | mIoU | pAcc |", "|---|---|---|---|---|---|"]
+    for name, m in rows:
+        lines.append(f"| {name} | " + " | ".join(fmt(m.get(k)) for k in ("seen_mIoU", "unseen_mIoU", "hIoU", "mIoU", "pAcc"))
+                     + " |")
+    return "\n".join(lines)
+
+
+def write_readme_table(table: str) -> None:
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    if README_START not in text:
+        raise RuntimeError(f"README.md has no {README_START} ... {README_END} markers for the results table")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--output-root", default=str(REPO / "output/results"))
+    parser.add_argument("--no-readme", action="store_true", help="only print and record, leave README.md as it is")
+    args = parser.parse_args()
+
+    import zegcag  # noqa: F401  registers the datasets
+    from zegcag.data.datasets import datasets_root
+    from zegcag.data.synthetic import ensure_synthetic_benchmark
+
+    start = time.time()
+    for seed in sorted({ROWS[r][2] for r in args.rows}):
+        ensure_synthetic_benchmark(datasets_root(), seed=seed)
+    rows = [("chance (uniform over 21 classes), default split", chance_row(0, None)),
+            ("chance, scene seed 1, split B", chance_row(1, ast.literal_eval(SPLIT_B)))]
+    for name in args.rows:
+        rows.append((ROWS[name][0], run_row(name, Path(args.output_root))))
+    table = format_table(rows)
+    print(table)
+    record = REPO / "benchmarks/synthetic_results.md"
+    record.parent.mkdir(exist_ok=True)
+    record.write_text(
+        f"# Synthetic benchmark results\n\nGenerated by `tools/synthetic_results.py` on {time.strftime('%Y-%m-%d')}, "
+        f"{os.cpu_count()} CPU cores, {(time.time() - start) / 60:.1f} min in all. One training run per row.\n\n{table}\n"
+    )
+    if not args.no_readme:
+        write_readme_table(table)
+
+
+if __name__ == "__main__":
+    main()
