@@ -19,6 +19,7 @@ from detectron2.utils.file_io import PathManager
 from ..data.mappers import MAPPERS
 from ..data.protocol import check_unseen_policy, drop_images_with_classes, resolve_split
 from ..evaluation import GeneralizedSemSegEvaluator
+from ..evaluation.generalized_sem_seg_evaluation import json_safe
 from .calibration import search_calibration_gamma
 
 logger = logging.getLogger(__name__)
@@ -160,15 +161,7 @@ class Trainer(DefaultTrainer):
             per_dataset = {cfg.DATASETS.TEST[0]: results} if len(cfg.DATASETS.TEST) == 1 else results
             path = os.path.join(cfg.OUTPUT_DIR, "eval_results.json")
             with PathManager.open(path, "w") as f:
-                json.dump(json_safe(per_dataset), f, indent=1)
+                json.dump(json_safe(per_dataset), f, indent=1, allow_nan=False)
             logger.info(f"evaluation results written to {path}")
         return results
 
-
-def json_safe(value):
-    """NaN -> None (JSON null), recursively: undefined means stay undefined, not 0."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and value != value:
-        return None
-    return value

@@ -4,6 +4,8 @@
 The module is linear, so a following projection ``P: (K, C_out)`` folds into its weights:
 ``forward(x, P)`` returns ``(B, K, h, w)`` without materialising the C_out-channel map (C_out = 600
 word-vector dims against K ~ 20 classes makes this several times faster).
+PyTorch's default conv init is kept: DeepLab-v2's N(0, 0.01) made the projection into the fixed
+embedding space learn several times slower on the synthetic benchmark (loss 0.58 vs 0.14 after 200 steps).
 """
 from __future__ import annotations
 
@@ -23,9 +25,6 @@ class SummedASPP(nn.Module):
             )
         else:
             self.branches = nn.ModuleList([nn.Conv2d(in_channels, out_channels, 1)])
-        for conv in self.branches:
-            nn.init.normal_(conv.weight, std=0.01)
-            nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor, projection: torch.Tensor | None = None) -> torch.Tensor:
         if projection is None:
