@@ -7,6 +7,7 @@ import logging
 
 import pytest
 import torch
+from detectron2.data import MetadataCatalog
 
 from zegcag.engine import Trainer
 from zegcag.engine.run_dir import OutputDirExistsError
@@ -100,3 +101,28 @@ def test_unknown_dataset_name_is_a_clear_error(tiny_benchmark, tmp_path):
                    "OUTPUT_DIR", str(tmp_path))
     with pytest.raises(KeyError, match="no_such_dataset"):
         Trainer(cfg)
+
+
+def test_eval_only_and_cli_give_identical_numbers(finished_run, tmp_path):
+    """train_net --eval-only (writing prediction PNGs) and tools/evaluate_predictions.py on those PNGs."""
+    train_net = load_train_net()
+    out = tmp_path / "eval"
+    args = train_net.parse_args(["--config-file", str(REPO / "configs/spnet_synthetic.yaml"), "--eval-only",
+                                 *TINY_SPNET_OPTS, "OUTPUT_DIR", str(out), "TEST.GZS3.WRITE_PREDICTIONS", "True",
+                                 "TEST.GZS3.BOUNDARY", "True", "MODEL.WEIGHTS", str(finished_run / "model_final.pth")])
+    evaluator_metrics = train_net.main(args)["sem_seg"]
+
+    spec = importlib.util.spec_from_file_location("evaluate_predictions", REPO / "tools/evaluate_predictions.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+
+    cli_metrics = cli.run(cli.parse_args([
+        "--gt-dir", MetadataCatalog.get("zs3_test_val").sem_seg_root,
+        "--pred-dir", str(out / "inference/zs3_test_val/predictions"),
+        "--dataset", "zs3_test_val", "--boundary", "--output", str(tmp_path / "cli.json")]))
+    assert cli_metrics["num_images"] == 8
+    for key, value in evaluator_metrics.items():
+        if value != value:  # NaN in the evaluator is null in the CLI's JSON
+            assert cli_metrics[key] is None, key
+        else:
+            assert cli_metrics[key] == pytest.approx(value, abs=1e-9), key
