@@ -36,3 +36,21 @@ TINY_SPNET_OPTS = (
     "SOLVER.CHECKPOINT_PERIOD", "2",
     "DATALOADER.NUM_WORKERS", "0",
 )
+
+
+def tiny_cagnet_opts() -> tuple[str, ...]:
+    """TINY_SPNET_OPTS (tiny benchmark, small backbone, 4 iterations) plus a tiny CaGNet with a short schedule."""
+    return TINY_SPNET_OPTS + (
+        "MODEL.CAGNET.FEATURE_DIM", "16",
+        "MODEL.CAGNET.CONTEXT_CHANNELS", "8",
+        "MODEL.CAGNET.GENERATOR_HIDDEN", "[32]",
+        "MODEL.CAGNET.GENERATOR_DROPOUT", "[0.1]",
+        "MODEL.CAGNET.CLASSIFIER_HIDDEN", "32",
+        "MODEL.CAGNET.FAKE_MAP_SIZE", "6",
+        "MODEL.CAGNET.FAKE_BATCH_SIZE", "2",
+        "MODEL.CAGNET.PIXELCNN.CHANNELS", "8",
+        "MODEL.CAGNET.PIXELCNN.BATCH_SIZE", "64",
+        "MODEL.CAGNET.INITIAL_TRAIN_ITERS", "2",
+        "MODEL.CAGNET.TRAIN_PERIOD", "2",
+        "MODEL.CAGNET.FINETUNE_PERIOD", "2",
+    )

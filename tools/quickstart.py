@@ -38,7 +38,7 @@ def save_pictures(config: str, output_dir: Path, opts: list[str], count: int) ->
     from detectron2.projects.deeplab import add_deeplab_config
 
     from zegcag import add_zegcag_config
-    from zegcag.engine import Trainer
+    from zegcag.engine import trainer_class
     from zegcag.engine.trainer import CALIBRATION_FILE
     from zegcag.utils.visualization import save_prediction_panels
 
@@ -47,6 +47,7 @@ def save_pictures(config: str, output_dir: Path, opts: list[str], count: int) ->
     add_zegcag_config(cfg)
     cfg.merge_from_file(str(REPO / config))
     cfg.merge_from_list(opts)
+    Trainer = trainer_class(cfg)
     model = Trainer.build_model(cfg)
     DetectionCheckpointer(model).load(str(output_dir / "model_final.pth"))
     calibration = output_dir / CALIBRATION_FILE

@@ -14,7 +14,7 @@ from detectron2.utils import comm
 
 import zegcag  # noqa: F401  registers datasets, embedders and models
 from zegcag import add_zegcag_config
-from zegcag.engine import Trainer
+from zegcag.engine import trainer_class
 from zegcag.engine.run_dir import check_output_dir
 
 
@@ -32,6 +32,7 @@ def setup(args):
 
 def main(args):
     cfg = setup(args)
+    Trainer = trainer_class(cfg)
     if args.eval_only:
         model = Trainer.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)

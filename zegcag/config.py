@@ -55,6 +55,106 @@ def add_zegcag_config(cfg: CN) -> None:
     # Calibration gamma subtracted from seen-class scores at inference (0 = off).
     cfg.MODEL.SPNET.CALIBRATION_GAMMA = 0.0
 
+    # ---- CaGNet (and the ZS3Net baseline built from its parts) ----------------------------
+    cfg.MODEL.CAGNET = CN()
+    # Backbone feature fed to the summed ASPP.
+    cfg.MODEL.CAGNET.IN_FEATURE = "res5"
+    # Dilations of the DeepLab-v2 summed ASPP mapping the backbone feature to FEATURE_DIM (empty: a 1x1 conv).
+    cfg.MODEL.CAGNET.ASPP_DILATIONS = [6, 12, 18, 24]
+    # Channels of the visual feature (F, X), of the latent code z and of generated features (paper: 600).
+    cfg.MODEL.CAGNET.FEATURE_DIM = 600
+    # Class-embedding dimension the generator is built for; must equal MODEL.CLASS_EMBED.PROVIDER's (w2v+ft: 600).
+    cfg.MODEL.CAGNET.EMBED_DIM = 600
+    # Use the Contextual Module (latent code from context); False: z ~ N(0, 1) and X = F (ablations, ZS3Net).
+    cfg.MODEL.CAGNET.CONTEXT_MODULE = True
+    # Width of each serial dilated conv of the Contextual Module (paper: FEATURE_DIM; official code: 256).
+    cfg.MODEL.CAGNET.CONTEXT_CHANNELS = 600
+    # Dilations of the Contextual Module's serial 3x3 convs, one context scale each.
+    cfg.MODEL.CAGNET.CONTEXT_DILATIONS = [1, 2, 5]
+    # Official-code variant: sigmoid on the features (CM input and output, generator output).
+    cfg.MODEL.CAGNET.SIGMOID_FEATURES = False
+    # Use the feature generator G (False: the "E&C only" ablation, no finetuning step).
+    cfg.MODEL.CAGNET.GENERATOR = True
+    # Widths of the generator's hidden 1x1 convs (paper: 512 hidden units).
+    cfg.MODEL.CAGNET.GENERATOR_HIDDEN = [512, 512]
+    # Dropout after each hidden generator layer (one value per GENERATOR_HIDDEN entry).
+    cfg.MODEL.CAGNET.GENERATOR_DROPOUT = [0.1, 0.1]
+    # Use the discriminator D (False: the "+G" ablation and ZS3Net).
+    cfg.MODEL.CAGNET.DISCRIMINATOR = True
+    # Width of the first layer shared by the classifier and the discriminator.
+    cfg.MODEL.CAGNET.CLASSIFIER_HIDDEN = 1024
+    # Dropout after the shared first layer.
+    cfg.MODEL.CAGNET.CLASSIFIER_DROPOUT = 0.5
+    # 1: pixel-wise CaGNet; k > 1 (odd): patch-wise, kxk classifier first layer and PixelCNN-sampled kxk label patches.
+    cfg.MODEL.CAGNET.PATCH_SIZE = 1
+    # Adversarial loss: "lsgan" (paper: squared distance) or "l1" (official code: L1 after a sigmoid).
+    cfg.MODEL.CAGNET.ADV_LOSS = "lsgan"
+    # Weight of the adversarial terms.
+    cfg.MODEL.CAGNET.ADV_WEIGHT = 1.0
+    # Feature reconstruction loss: "l2" (paper) or "mmd" (class-wise multi-kernel MMD, ZS3Net's GMMN).
+    cfg.MODEL.CAGNET.REC_LOSS = "l2"
+    # Weight of the reconstruction loss (paper lambda1 = 10).
+    cfg.MODEL.CAGNET.REC_WEIGHT = 10.0
+    # Weight of the KL term of the latent code (paper lambda2 = 100; the KL is averaged over entries).
+    cfg.MODEL.CAGNET.KL_WEIGHT = 100.0
+    # Gaussian kernel widths of the MMD reconstruction loss.
+    cfg.MODEL.CAGNET.MMD_SIGMAS = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0]
+    # At most this many pixels per class enter one MMD term (memory grows with its square).
+    cfg.MODEL.CAGNET.MMD_MAX_PIXELS = 512
+    # Update G in the finetuning step (CaGNet); False keeps it fixed there (ZS3Net trains G on real features only).
+    cfg.MODEL.CAGNET.FINETUNE_GENERATOR = True
+    # G's losses reach the Contextual Module through z (paper); False detaches z as G's input (official code).
+    cfg.MODEL.CAGNET.GENERATOR_TRAINS_CONTEXT = True
+    # Seen : unseen pixel ratio of the fake label maps of the finetuning step (paper Table 5: 1:1).
+    cfg.MODEL.CAGNET.FAKE_SEEN_UNSEEN_RATIO = [1.0, 1.0]
+    # Side of a fake label map, at feature resolution (a multiple of PATCH_SIZE).
+    cfg.MODEL.CAGNET.FAKE_MAP_SIZE = 48
+    # Fake label maps per finetuning step.
+    cfg.MODEL.CAGNET.FAKE_BATCH_SIZE = 8
+    # Iterations of training steps only, before training and finetuning steps alternate.
+    cfg.MODEL.CAGNET.INITIAL_TRAIN_ITERS = 0
+    # In the alternation: this many training steps ...
+    cfg.MODEL.CAGNET.TRAIN_PERIOD = 100
+    # ... after this many finetuning steps (the alternation starts with finetuning).
+    cfg.MODEL.CAGNET.FINETUNE_PERIOD = 100
+    # Adam learning rate of the generator.
+    cfg.MODEL.CAGNET.GENERATOR_LR = 2e-4
+    # Adam learning rate of the classifier and the discriminator.
+    cfg.MODEL.CAGNET.DISCRIMINATOR_LR = 2.5e-4
+    # Adam weight decay of the classifier and the discriminator.
+    cfg.MODEL.CAGNET.DISCRIMINATOR_WEIGHT_DECAY = 5e-4
+    # Learning-rate multiplier of the Contextual Module (SOLVER.BASE_LR is the backbone's).
+    cfg.MODEL.CAGNET.CONTEXT_LR_MULTIPLIER = 5.0
+    # Learning-rate multiplier of the ASPP.
+    cfg.MODEL.CAGNET.ASPP_LR_MULTIPLIER = 10.0
+    # Calibration gamma subtracted from seen-class scores at inference (0 = off).
+    cfg.MODEL.CAGNET.CALIBRATION_GAMMA = 0.0
+    cfg.MODEL.CAGNET.PIXELCNN = CN()
+    # Channels of the PixelCNN's masked convs (patch-wise only).
+    cfg.MODEL.CAGNET.PIXELCNN.CHANNELS = 64
+    # Masked convs of the PixelCNN: one of type A, then type B.
+    cfg.MODEL.CAGNET.PIXELCNN.LAYERS = 4
+    # Label patches per PixelCNN update (random windows of the batch's seen labels).
+    cfg.MODEL.CAGNET.PIXELCNN.BATCH_SIZE = 1024
+    # Adam learning rate of the PixelCNN, trained alongside the training steps.
+    cfg.MODEL.CAGNET.PIXELCNN.LR = 1e-3
+    cfg.MODEL.CAGNET.PATCH = CN()
+    # lambda_f: raster pixels of a mixed patch set to one random unseen class before PixelCNN sampling.
+    cfg.MODEL.CAGNET.PATCH.FILL_UNSEEN = 5
+    # lambda_r: pure (single-class) patches per mixed patch in a fake map.
+    cfg.MODEL.CAGNET.PATCH.PURE_TO_MIXED = 4.0
+    # Mixed patches with more classes than this are resampled.
+    cfg.MODEL.CAGNET.PATCH.MAX_CLASSES = 3
+    cfg.MODEL.CAGNET.ST = CN()
+    # Self-training (+ST): training steps pseudo-label ignored pixels with confident unseen predictions.
+    cfg.MODEL.CAGNET.ST.ENABLED = False
+    # First iteration whose training steps use pseudo-labels.
+    cfg.MODEL.CAGNET.ST.START_ITER = 0
+    # Candidates: "argmax_unseen" (top class is unseen, ZS3Net) or "best_unseen" (best unseen class, CaGNet code).
+    cfg.MODEL.CAGNET.ST.RULE = "argmax_unseen"
+    # Fraction of the candidates of each unseen class kept, the most confident first.
+    cfg.MODEL.CAGNET.ST.FRACTION = 0.25
+
     # ---- optimisation -------------------------------------------------------------------
     # "SGD" or "ADAMW".
     cfg.SOLVER.OPTIMIZER = "SGD"

@@ -1,5 +1,6 @@
 from . import backbone  # noqa: F401  registers backbones
-from .baselines import SPNet
+from . import cagnet  # noqa: F401  registers CaGNet
+from .baselines import SPNet, ZS3Net
 from .vocabulary import Vocabulary
 
-__all__ = ["SPNet", "Vocabulary"]
+__all__ = ["SPNet", "ZS3Net", "Vocabulary"]

@@ -1,3 +1,4 @@
 from .spnet import SPNet
+from .zs3net import ZS3Net
 
-__all__ = ["SPNet"]
+__all__ = ["SPNet", "ZS3Net"]
