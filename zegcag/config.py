@@ -55,6 +55,67 @@ def add_zegcag_config(cfg: CN) -> None:
     # Calibration gamma subtracted from seen-class scores at inference (0 = off).
     cfg.MODEL.SPNET.CALIBRATION_GAMMA = 0.0
 
+    # ---- ZegFormer ------------------------------------------------------------------------
+    cfg.MODEL.ZEGFORMER = CN()
+    # Backbone features of the FPN pixel decoder (any order; used fine to coarse).
+    cfg.MODEL.ZEGFORMER.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+    # Channels of the pixel decoder's intermediate maps.
+    cfg.MODEL.ZEGFORMER.CONVS_DIM = 256
+    # Channels of the per-pixel mask features (and of the query mask embeddings).
+    cfg.MODEL.ZEGFORMER.MASK_DIM = 256
+    # Normalisation of the pixel decoder's convs ("GN", "BN", "" for none).
+    cfg.MODEL.ZEGFORMER.NORM = "GN"
+    # Backbone feature the query decoder attends to.
+    cfg.MODEL.ZEGFORMER.TRANSFORMER_IN_FEATURE = "res5"
+    # Query decoder width (even, divisible by NHEADS).
+    cfg.MODEL.ZEGFORMER.HIDDEN_DIM = 256
+    # Number of learned segment queries.
+    cfg.MODEL.ZEGFORMER.NUM_OBJECT_QUERIES = 100
+    # Attention heads of the query decoder.
+    cfg.MODEL.ZEGFORMER.NHEADS = 8
+    # Feed-forward width of the query decoder layers.
+    cfg.MODEL.ZEGFORMER.DIM_FEEDFORWARD = 2048
+    # Number of query decoder layers.
+    cfg.MODEL.ZEGFORMER.DEC_LAYERS = 6
+    # Dropout of the query decoder.
+    cfg.MODEL.ZEGFORMER.DROPOUT = 0.1
+    # Pre-LayerNorm decoder layers instead of DETR's post-norm.
+    cfg.MODEL.ZEGFORMER.PRE_NORM = False
+    # Project the transformer input with a 1x1 conv even when its channels equal HIDDEN_DIM.
+    cfg.MODEL.ZEGFORMER.ENFORCE_INPUT_PROJ = False
+    # Losses on every decoder layer's predictions, not only the last.
+    cfg.MODEL.ZEGFORMER.DEEP_SUPERVISION = True
+    # Temperature tau of the segment classifier: logits = cosine similarity / tau (fixed).
+    cfg.MODEL.ZEGFORMER.TEMPERATURE = 0.01
+    # No-object score: "cosine" with a normalised learned embedding (paper) or "dot" unnormalised (official code).
+    cfg.MODEL.ZEGFORMER.NO_OBJECT_SIMILARITY = "cosine"
+    # Cross-entropy weight of the no-object class (real classes weigh 1).
+    cfg.MODEL.ZEGFORMER.NO_OBJECT_WEIGHT = 0.1
+    # Weight of the classification loss and of the class term of the matching cost.
+    cfg.MODEL.ZEGFORMER.CLASS_WEIGHT = 1.0
+    # Weight of the sigmoid focal mask loss and of its matching cost.
+    cfg.MODEL.ZEGFORMER.MASK_WEIGHT = 20.0
+    # Weight of the dice loss and of its matching cost.
+    cfg.MODEL.ZEGFORMER.DICE_WEIGHT = 1.0
+    # Images and labels are padded to a multiple of this (ResNet reports 0; the strides need 32).
+    cfg.MODEL.ZEGFORMER.SIZE_DIVISIBILITY = 32
+    # Inference: "seg" (ZegFormer-seg), "img" (ZegFormer-img, CLIP image branch) or "fusion" (ZegFormer).
+    cfg.MODEL.ZEGFORMER.INFERENCE_MODE = "seg"
+    # Sub-images of segments for CLIP: "cropmask" (masked bounding box), "crop" (bounding box) or "mask".
+    cfg.MODEL.ZEGFORMER.CLIP_CLS_STYLE = "cropmask"
+    # Prompt-template set of the CLIP image branch's text side (see zegcag/embeddings/templates.py).
+    cfg.MODEL.ZEGFORMER.CLIP_IMAGE_TEMPLATES = "image_branch"
+    # Sub-images per CLIP image-encoder pass (bounds inference memory).
+    cfg.MODEL.ZEGFORMER.CLIP_BATCH_SIZE = 32
+    # The CLIP branch classifies only the k most confident segments, the rest keep the segment head's scores (0 = all).
+    cfg.MODEL.ZEGFORMER.CLIP_TOPK = 0
+    # Put the segment head's no-object logit into the CLIP branch softmax (official code; the paper omits it).
+    cfg.MODEL.ZEGFORMER.CLIP_NO_OBJECT_IN_SOFTMAX = True
+    # Fusion lambda: weight of the segment head on seen classes and of CLIP on unseen ones (official 2/3).
+    cfg.MODEL.ZEGFORMER.FUSION_LAMBDA = 2.0 / 3.0
+    # Calibration gamma subtracted from seen-class scores at inference (0 = off).
+    cfg.MODEL.ZEGFORMER.CALIBRATION_GAMMA = 0.0
+
     # ---- CaGNet (and the ZS3Net baseline built from its parts) ----------------------------
     cfg.MODEL.CAGNET = CN()
     # Backbone feature fed to the summed ASPP.
@@ -160,6 +221,8 @@ def add_zegcag_config(cfg: CN) -> None:
     cfg.SOLVER.OPTIMIZER = "SGD"
     # Learning-rate multiplier of backbone parameters.
     cfg.SOLVER.BACKBONE_MULTIPLIER = 1.0
+    # Weight decay of embedding tables (nn.Embedding, e.g. ZegFormer's learned queries).
+    cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0
 
     # ---- generalized zero-shot evaluation -------------------------------------------------
     cfg.TEST.GZS3 = CN()

@@ -50,6 +50,23 @@ def build_gzs3_evaluator(cfg, dataset_name: str, output_folder: str | None) -> D
     )
 
 
+def add_gradient_clipping(cfg, optimizer_cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """Detectron2's per-parameter clipping ("value", "norm"), plus "full_model": one norm over all gradients
+    (the clipping of MaskFormer-style models, which Detectron2 0.6 does not offer)."""
+    clip = cfg.SOLVER.CLIP_GRADIENTS
+    if not (clip.ENABLED and clip.CLIP_TYPE == "full_model"):
+        return maybe_add_gradient_clipping(cfg, optimizer_cls)
+    max_norm, norm_type = clip.CLIP_VALUE, clip.NORM_TYPE
+
+    class FullModelGradientClippingOptimizer(optimizer_cls):
+        def step(self, closure=None):
+            all_params = [p for group in self.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(all_params, max_norm, norm_type)
+            return super().step(closure=closure)
+
+    return FullModelGradientClippingOptimizer
+
+
 # metadata "evaluator_type" -> evaluator builder
 EVALUATORS = {"gzs3_sem_seg": build_gzs3_evaluator}
 
@@ -85,7 +102,7 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_optimizer(cls, cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
-        """SGD or AdamW; backbone LR multiplier; no weight decay on norm layers; optional gradient clipping."""
+        """SGD or AdamW; backbone LR multiplier; own weight decay for norms and embeddings; gradient clipping."""
         name = cfg.SOLVER.OPTIMIZER.upper()
         if name not in OPTIMIZERS:
             raise ValueError(f"SOLVER.OPTIMIZER must be one of {sorted(OPTIMIZERS)}, got '{cfg.SOLVER.OPTIMIZER}'")
@@ -100,8 +117,10 @@ class Trainer(DefaultTrainer):
                     lr *= cfg.SOLVER.BACKBONE_MULTIPLIER
                 if isinstance(module, NORM_TYPES):
                     wd = cfg.SOLVER.WEIGHT_DECAY_NORM
+                elif isinstance(module, torch.nn.Embedding):
+                    wd = cfg.SOLVER.WEIGHT_DECAY_EMBED
                 params.append({"params": [param], "lr": lr, "weight_decay": wd})
-        optimizer_cls = maybe_add_gradient_clipping(cfg, OPTIMIZERS[name])
+        optimizer_cls = add_gradient_clipping(cfg, OPTIMIZERS[name])
         if name == "SGD":
             return optimizer_cls(params, cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV)
         return optimizer_cls(params, cfg.SOLVER.BASE_LR)

@@ -1,0 +1,120 @@
+"""ZegFormer's segmentation head: pixel decoder + query decoder + mask embedding + segment classifier.
+
+Shapes: B batch, L decoder layers, Q queries, E hidden dim, M mask dim, K classes, h/w the mask-feature size
+(finest input stride, 1/4 for ResNet res2).
+``features`` (backbone dict), ``class_embeddings: (K, D)`` ->
+``{"pred_logits": (B, Q, K+1), "pred_masks": (B, Q, h, w), "aux_outputs": [{same} for layers 1..L-1]}``.
+Mask logits are ``<MLP(query), mask_features[:, y, x]>``.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from detectron2.config import configurable
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
+from torch import nn
+from torch.nn import functional as F
+
+from .pixel_decoder import FPNPixelDecoder
+from .segment_classifier import SegmentClassifier
+from .transformer_decoder import QueryTransformerDecoder
+
+__all__ = ["MLP", "ZegFormerHead"]
+
+
+class MLP(nn.Module):
+    """``num_layers`` Linear layers with ReLU between them: ``(..., in_dim)`` -> ``(..., out_dim)``."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> None:
+        super().__init__()
+        dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x) if i == len(self.layers) - 1 else F.relu(layer(x))
+        return x
+
+
+@SEM_SEG_HEADS_REGISTRY.register()
+class ZegFormerHead(nn.Module):
+    @configurable
+    def __init__(
+        self,
+        *,
+        pixel_decoder: FPNPixelDecoder,
+        transformer_decoder: QueryTransformerDecoder,
+        transformer_in_feature: str,
+        segment_classifier: SegmentClassifier,
+        deep_supervision: bool,
+    ) -> None:
+        """
+        Args:
+            pixel_decoder: backbone features -> per-pixel mask features.
+            transformer_decoder: ``transformer_in_feature`` -> per-layer query embeddings.
+            segment_classifier: query embeddings x class embeddings -> class logits.
+            deep_supervision: in training, also return every earlier layer's predictions.
+        """
+        super().__init__()
+        self.pixel_decoder = pixel_decoder
+        self.transformer_decoder = transformer_decoder
+        self.transformer_in_feature = transformer_in_feature
+        self.segment_classifier = segment_classifier
+        hidden = transformer_decoder.hidden_dim
+        self.mask_embed = MLP(hidden, hidden, pixel_decoder.mask_dim, 3)
+        self.deep_supervision = deep_supervision
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: Mapping[str, ShapeSpec], embed_dim: int | None = None) -> dict:
+        if embed_dim is None:
+            from ...embeddings import build_class_embedder
+
+            embed_dim = build_class_embedder(cfg).dim
+        in_features: Sequence[str] = cfg.MODEL.ZEGFORMER.IN_FEATURES
+        missing = [f for f in [*in_features, cfg.MODEL.ZEGFORMER.TRANSFORMER_IN_FEATURE] if f not in input_shape]
+        if missing:
+            raise KeyError(f"MODEL.ZEGFORMER.IN_FEATURES / TRANSFORMER_IN_FEATURE name {missing}, which the "
+                           f"backbone does not output (it outputs {sorted(input_shape)})")
+        in_feature = cfg.MODEL.ZEGFORMER.TRANSFORMER_IN_FEATURE
+        return {
+            "pixel_decoder": FPNPixelDecoder(
+                {k: input_shape[k] for k in in_features},
+                conv_dim=cfg.MODEL.ZEGFORMER.CONVS_DIM,
+                mask_dim=cfg.MODEL.ZEGFORMER.MASK_DIM,
+                norm=cfg.MODEL.ZEGFORMER.NORM,
+            ),
+            "transformer_decoder": QueryTransformerDecoder(
+                input_shape[in_feature].channels,
+                hidden_dim=cfg.MODEL.ZEGFORMER.HIDDEN_DIM,
+                num_queries=cfg.MODEL.ZEGFORMER.NUM_OBJECT_QUERIES,
+                nheads=cfg.MODEL.ZEGFORMER.NHEADS,
+                dim_feedforward=cfg.MODEL.ZEGFORMER.DIM_FEEDFORWARD,
+                dec_layers=cfg.MODEL.ZEGFORMER.DEC_LAYERS,
+                dropout=cfg.MODEL.ZEGFORMER.DROPOUT,
+                pre_norm=cfg.MODEL.ZEGFORMER.PRE_NORM,
+                enforce_input_proj=cfg.MODEL.ZEGFORMER.ENFORCE_INPUT_PROJ,
+            ),
+            "transformer_in_feature": in_feature,
+            "segment_classifier": SegmentClassifier(
+                cfg.MODEL.ZEGFORMER.HIDDEN_DIM,
+                embed_dim,
+                temperature=cfg.MODEL.ZEGFORMER.TEMPERATURE,
+                no_object_similarity=cfg.MODEL.ZEGFORMER.NO_OBJECT_SIMILARITY,
+            ),
+            "deep_supervision": cfg.MODEL.ZEGFORMER.DEEP_SUPERVISION,
+        }
+
+    def forward(self, features: Mapping[str, torch.Tensor], class_embeddings: torch.Tensor) -> dict:
+        """Backbone features and ``(K, D)`` class embeddings -> predictions (see module docstring)."""
+        mask_features = self.pixel_decoder(features)
+        queries = self.transformer_decoder(features[self.transformer_in_feature])  # (L, B, Q, E)
+        if not (self.training and self.deep_supervision):
+            queries = queries[-1:]
+        logits = self.segment_classifier(queries, class_embeddings)
+        masks = torch.einsum("lbqm,bmhw->lbqhw", self.mask_embed(queries), mask_features)
+        outputs = {"pred_logits": logits[-1], "pred_masks": masks[-1]}
+        if self.training and self.deep_supervision:
+            outputs["aux_outputs"] = [{"pred_logits": a, "pred_masks": b} for a, b in zip(logits[:-1], masks[:-1])]
+        return outputs
