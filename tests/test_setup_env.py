@@ -1,13 +1,12 @@
 """tools/setup_env.py: the Detectron2 sdist patch, on a miniature copy of the sdist's layout."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
 import pytest
 
-from zegcag_testing import REPO
+from zegcag_testing import load_script
 
 SETUP_PY = '''import glob
 import torch
@@ -29,10 +28,7 @@ setup(
 
 
 def load_setup_env():
-    spec = importlib.util.spec_from_file_location("setup_env", REPO / "tools/setup_env.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/setup_env.py")
 
 
 @pytest.fixture

@@ -1,10 +1,21 @@
 """Helpers shared by the tests: repo paths, configs with tiny overrides."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_DATASET = "zs3_test"
+
+
+def load_script(relative_path: str) -> ModuleType:
+    """Import a script of the repo (tools/*.py, demo/demo.py) as a module, to call its functions in-process."""
+    path = REPO / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_cfg(config_file: str = "configs/spnet_synthetic.yaml", *opts):

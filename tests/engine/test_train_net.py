@@ -1,7 +1,6 @@
 """tools/train_net.py end to end on the tiny benchmark: outputs, checkpoints, --resume, --eval-only, guards."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 
@@ -11,14 +10,11 @@ from detectron2.data import MetadataCatalog
 
 from zegcag.engine import Trainer
 from zegcag.engine.run_dir import OutputDirExistsError
-from zegcag_testing import REPO, TINY_SPNET_OPTS, make_cfg
+from zegcag_testing import REPO, TINY_SPNET_OPTS, load_script, make_cfg
 
 
 def load_train_net():
-    spec = importlib.util.spec_from_file_location("train_net", REPO / "tools/train_net.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/train_net.py")
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +108,7 @@ def test_eval_only_and_cli_give_identical_numbers(finished_run, tmp_path):
                                  "TEST.GZS3.BOUNDARY", "True", "MODEL.WEIGHTS", str(finished_run / "model_final.pth")])
     evaluator_metrics = train_net.main(args)["sem_seg"]
 
-    spec = importlib.util.spec_from_file_location("evaluate_predictions", REPO / "tools/evaluate_predictions.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script("tools/evaluate_predictions.py")
 
     cli_metrics = cli.run(cli.parse_args([
         "--gt-dir", MetadataCatalog.get("zs3_test_val").sem_seg_root,
