@@ -6,6 +6,7 @@ from . import embeddings  # noqa: F401  registers class-embedding providers
 from . import evaluation  # noqa: F401
 from . import modeling  # noqa: F401  registers backbones and meta-architectures
 from .config import add_zegcag_config
+from .engine.predictor import Predictor
 
-__all__ = ["add_zegcag_config"]
+__all__ = ["Predictor", "add_zegcag_config"]
 __version__ = "0.1.0"

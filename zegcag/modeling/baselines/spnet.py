@@ -81,8 +81,8 @@ class SPNet(nn.Module):
 
     def set_vocabulary(self, vocabulary: Vocabulary) -> None:
         """Embed the vocabulary's class names; the model then scores these K classes."""
+        embeddings = self.class_embedder(vocabulary.class_names).to(self.device)  # may fail: switch nothing before
         self.vocabulary = vocabulary
-        embeddings = self.class_embedder(vocabulary.class_names).to(self.device)
         self.register_buffer("class_embeddings", embeddings, False)
         self.register_buffer("seen_mask", vocabulary.seen_mask().to(self.device), False)
         self.register_buffer(
