@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1
 PYTEST_ARGS ?=
 
-.PHONY: setup quickstart test test-slow bench results clean-venv
+.PHONY: setup quickstart test test-slow bench results demo-picture clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,13 @@ test-slow: setup
 bench: setup
 	$(TEST_ENV) $(PY) tools/benchmark_data_loader.py
 	$(TEST_ENV) $(PY) tools/benchmark_evaluator.py --workers 2
+	$(TEST_ENV) $(PY) tools/benchmark_demo.py
 
 results: setup
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(PY) tools/synthetic_results.py
+
+demo-picture: setup
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(PY) tools/make_demo_picture.py --overwrite
 
 clean-venv:
 	rm -rf $(CURDIR)/.venv

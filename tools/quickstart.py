@@ -59,7 +59,7 @@ def save_pictures(config: str, output_dir: Path, opts: list[str], count: int) ->
     return pictures
 
 
-def print_summary(output_dir: Path, pictures: Path, seconds: float) -> None:
+def print_summary(output_dir: Path, pictures: Path, seconds: float, config: str) -> None:
     results = json.loads((output_dir / "eval_results.json").read_text())
     rows = []
     for dataset, metrics in results.items():
@@ -78,6 +78,9 @@ def print_summary(output_dir: Path, pictures: Path, seconds: float) -> None:
     print(f"metrics:    {output_dir / 'eval_results.json'} (training curves: {output_dir / 'metrics.json'}, "
           f"TensorBoard: tensorboard --logdir {output_dir})")
     print(f"pictures:   {pictures}/ (image | ground truth | prediction)")
+    print(f"\nsegment an image with your own class names (one per line in a text file):\n"
+          f"  python demo/demo.py --config-file {config} --weights {output_dir / 'model_final.pth'} "
+          f"--input IMAGE --vocab CLASSES.txt --output demo_out/")
 
 
 def main() -> None:
@@ -91,7 +94,7 @@ def main() -> None:
     output_dir = Path(args.output_dir or REPO / "output" / "quickstart" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     train(args.config_file, output_dir, args.opts)
     pictures = save_pictures(args.config_file, output_dir, args.opts, args.num_pictures)
-    print_summary(output_dir, pictures, time.time() - start)
+    print_summary(output_dir, pictures, time.time() - start, args.config_file)
 
 
 if __name__ == "__main__":
