@@ -257,3 +257,16 @@ def write_dataset(
     (staging / "prepare_info.json").write_text(json.dumps(info, indent=2) + "\n")
     finish_output(staging, folder)
     logger.info("wrote %s (%s)", folder, ", ".join(f"{k}: {v}" for k, v in info["num_images"].items()))
+
+
+def write_index_png_dataset(split_name: str, raw_split: str, samples: dict, args: argparse.Namespace) -> None:
+    """Write ``split_name`` from raw single-channel PNGs whose ids follow ``raw_split``'s class list
+    (classes are matched by name, everything else becomes the ignore label)."""
+    spec = load_split_spec(split_name)
+    raw_ids = raw_ids_by_name(spec["classes"], load_split_spec(raw_split)["classes"], split_name)
+    table = class_lookup(raw_ids, 256, spec["ignore_label"])
+
+    def convert(s: Sample) -> np.ndarray:
+        return apply_lookup(read_index_png(s.label), table, spec["ignore_label"], s.label)
+
+    write_dataset(dataset_folder(args.output_root, split_name), spec, samples, convert, args)

@@ -16,18 +16,12 @@ from pathlib import Path
 
 from _prepare_common import (
     Sample,
-    apply_lookup,
     build_parser,
-    class_lookup,
-    dataset_folder,
     first_existing,
-    load_split_spec,
-    raw_ids_by_name,
-    read_index_png,
     require_dir,
     require_file,
     run,
-    write_dataset,
+    write_index_png_dataset,
 )
 
 # coco_stuff_182 lists the raw label space: class i there is raw value i.
@@ -64,16 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         label_dir = require_dir(label_root / raw_phase, f"the stuffthingmaps {raw_phase} PNGs")
         samples[phase] = find_samples(image_dir, label_dir)
 
-    split_name = f"coco_stuff_{args.variant}"
-    spec = load_split_spec(split_name)
-    raw_ids = raw_ids_by_name(spec["classes"], load_split_spec(RAW_SPLIT)["classes"], split_name)
-    table = class_lookup(raw_ids, 256, spec["ignore_label"])
-
-    def convert(s: Sample):
-        return apply_lookup(read_index_png(s.label), table, spec["ignore_label"], s.label)
-
-    write_dataset(dataset_folder(args.output_root, split_name), spec, samples, convert, args)
-
+    write_index_png_dataset(f"coco_stuff_{args.variant}", RAW_SPLIT, samples, args)
 
 if __name__ == "__main__":
     run(main)

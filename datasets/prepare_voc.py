@@ -18,19 +18,12 @@ import argparse
 from pathlib import Path
 
 from _prepare_common import (
-    Sample,
-    apply_lookup,
     build_parser,
-    class_lookup,
-    dataset_folder,
-    load_split_spec,
-    raw_ids_by_name,
     read_id_list,
-    read_index_png,
     require_dir,
     run,
     samples_from_ids,
-    write_dataset,
+    write_index_png_dataset,
 )
 
 # voc_bg lists the raw VOC label space: class i there is raw value i.
@@ -63,16 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         label_dir = require_dir(label_dirs[phase], f"the {phase} label PNGs (values 0..20, 255)")
         samples[phase] = samples_from_ids(ids, images, label_dir, ".jpg", ".png")
 
-    split_name = "voc_bg" if args.background else "voc"
-    spec = load_split_spec(split_name)
-    raw_ids = raw_ids_by_name(spec["classes"], load_split_spec(RAW_SPLIT)["classes"], split_name)
-    table = class_lookup(raw_ids, 256, spec["ignore_label"])
-
-    def convert(s: Sample):
-        return apply_lookup(read_index_png(s.label), table, spec["ignore_label"], s.label)
-
-    write_dataset(dataset_folder(args.output_root, split_name), spec, samples, convert, args)
-
+    write_index_png_dataset("voc_bg" if args.background else "voc", RAW_SPLIT, samples, args)
 
 if __name__ == "__main__":
     run(main)
