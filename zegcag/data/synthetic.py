@@ -79,7 +79,7 @@ class SyntheticBenchmarkConfig:
             raise ValueError(f"invalid SyntheticBenchmarkConfig field(s) {bad}: {self}")
 
     def counts(self) -> dict[str, int]:
-        return {"train": self.num_train, "val": self.num_val, "calib": self.num_calib}
+        return dict(zip(SUBSETS, (self.num_train, self.num_val, self.num_calib)))
 
     def to_json(self) -> dict:
         """The config as it reads back from meta.json (tuples become lists)."""
@@ -212,6 +212,26 @@ def _holds(meta: dict | None, cfg: SyntheticBenchmarkConfig) -> bool:
     return meta is not None and meta.get("config") == cfg.to_json() and meta.get("version") == GENERATOR_VERSION
 
 
+def _write_subsets(
+    tmp: Path, appearance: np.ndarray, tiles: np.ndarray, cfg: SyntheticBenchmarkConfig, num_classes: int
+) -> np.ndarray:
+    """Render and write every image / label PNG under ``tmp`` -> (C,) pixel count per class."""
+    pixel_counts = np.zeros(num_classes, np.int64)
+    for subset_index, (subset, count) in enumerate(cfg.counts().items()):
+        (tmp / "images" / subset).mkdir(parents=True)
+        (tmp / "labels" / subset).mkdir(parents=True)
+        for i in range(count):
+            # one generator per image: changing a count never changes the other images.
+            rng = np.random.default_rng([cfg.seed, subset_index, i])
+            image, label = render_scene(rng, appearance, tiles, cfg)
+            pixel_counts += np.bincount(label.ravel(), minlength=num_classes)
+            for kind, array in (("images", image[:, :, ::-1]), ("labels", label)):
+                path = tmp / kind / subset / f"{i:05d}.png"
+                if not cv2.imwrite(str(path), array):
+                    raise OSError(f"could not write {path}")
+    return pixel_counts
+
+
 def generate_benchmark(root: Path, cfg: SyntheticBenchmarkConfig | None = None, overwrite: bool = False) -> Path:
     """Write root/<synthetic_folder_name(seed)>/{images,labels}/{train,val,calib}/*.png + meta.json.
 
@@ -239,18 +259,11 @@ def generate_benchmark(root: Path, cfg: SyntheticBenchmarkConfig | None = None, 
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    pixel_counts = np.zeros(split.num_classes, np.int64)  # (C,) summed over every label map
-    for subset_index, (subset, count) in enumerate(cfg.counts().items()):
-        (tmp / "images" / subset).mkdir(parents=True)
-        (tmp / "labels" / subset).mkdir(parents=True)
-        for i in range(count):
-            rng = np.random.default_rng([cfg.seed, subset_index, i])
-            image, label = render_scene(rng, appearance, tiles, cfg)
-            pixel_counts += np.bincount(label.ravel(), minlength=split.num_classes)
-            for kind, array in (("images", image[:, :, ::-1]), ("labels", label)):
-                path = tmp / kind / subset / f"{i:05d}.png"
-                if not cv2.imwrite(str(path), array):
-                    raise OSError(f"could not write {path}")
+    try:
+        pixel_counts = _write_subsets(tmp, appearance, tiles, cfg, split.num_classes)
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     meta = {
         "generator": "zegcag.data.synthetic",
         "version": GENERATOR_VERSION,
