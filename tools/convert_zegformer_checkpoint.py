@@ -36,6 +36,8 @@ RENAMES = [
      lambda m: f"head.transformer_decoder.layers.{m[1]}.cross_attn."),
     (rf"^{PRED}transformer\.decoder\.layers\.(\d+)\.", lambda m: f"head.transformer_decoder.layers.{m[1]}."),
     (rf"^{PRED}transformer\.decoder\.norm\.", "head.transformer_decoder.norm."),
+    # pre-norm models (PRE_NORM True) keep DETR's final encoder norm on the memory, even with 0 encoder layers
+    (rf"^{PRED}transformer\.encoder\.norm\.", "head.transformer_decoder.memory_norm."),
     (rf"^{PRED}mask_embed\.", "head.mask_embed."),
     (rf"^{PRED}projection_layer\.", "head.segment_classifier.projection."),
     (rf"^{PRED}bg_feature$", "head.segment_classifier.no_object_embedding"),
@@ -63,7 +65,7 @@ def convert_state_dict(official: Mapping[str, torch.Tensor]) -> tuple[dict[str, 
                 break
         else:
             unknown.append(name)
-    encoder = [n for n in unknown if ".transformer.encoder." in n]
+    encoder = [n for n in unknown if ".transformer.encoder.layers." in n]
     if encoder:
         raise ConversionError(f"the checkpoint has transformer encoder layers ({encoder[0]}, ...); zegcag's ZegFormer "
                               "has none (official ENC_LAYERS 0)")
@@ -89,6 +91,8 @@ def describe(official: Mapping[str, torch.Tensor]) -> list[str]:
     layers = {m[1] for n in official if (m := re.search(rf"^{PRED}transformer\.decoder\.layers\.(\d+)\.", n))}
     if layers:
         hints.append(f"MODEL.ZEGFORMER.DEC_LAYERS {len(layers)}")
+    pre_norm = f"{PREDICTOR}transformer.encoder.norm.weight" in official
+    hints.append(f"MODEL.ZEGFORMER.PRE_NORM {pre_norm}")
     hints.append("MODEL.ZEGFORMER.NO_OBJECT_SIMILARITY dot (the official no-object score)")
     return hints
 

@@ -1,5 +1,8 @@
 """tools/convert_zegformer_checkpoint.py: a state dict with the official ZegFormer names and shapes loads into
-zegcag's ZegFormer with no missing or unexpected keys; unknown names fail; the CLI never overwrites."""
+zegcag's ZegFormer with no missing or unexpected keys; unknown names fail; the CLI never overwrites.
+
+The key set below is the one a real official model (MaskFormer + ZegFormerHead, built from the official code,
+see docs/zegformer_equivalence.md) has in its state dict, besides the CLIP model when CLIP_CLASSIFICATION is on."""
 from __future__ import annotations
 
 import importlib.util
@@ -82,6 +85,25 @@ def test_official_names_load_without_missing_or_unexpected_keys(model):
                        official["sem_seg_head.pixel_decoder.layer_4.norm.bias"])
     hints = " | ".join(tool.describe(official))
     assert "w2v+ft" in hints and "TEMPERATURE 0.01" in hints and "DEC_LAYERS 2" in hints and "dot" in hints
+    assert "PRE_NORM False" in hints
+
+
+def test_pre_norm_checkpoint_keeps_the_memory_norm(tiny_benchmark):
+    """Official PRE_NORM True models hold DETR's final encoder norm (with 0 encoder layers): it maps to the
+    memory norm; encoder layers stay an error."""
+    tool = load_tool()
+    cfg = tiny_zegformer_cfg("MODEL.ZEGFORMER.NORM", "GN", "MODEL.ZEGFORMER.CONVS_DIM", str(CONV),
+                             "MODEL.ZEGFORMER.TRANSFORMER_IN_FEATURE", "res5", "MODEL.ZEGFORMER.PRE_NORM", "True")
+    model = build_model(cfg)
+    channels = [model.backbone.output_shape()[f].channels for f in ("res2", "res3", "res4", "res5")]
+    official = official_state_dict(model.backbone.state_dict(), channels)
+    enc = "sem_seg_head.predictor.transformer.encoder.norm."
+    official.update({f"{enc}weight": torch.rand(HIDDEN), f"{enc}bias": torch.rand(HIDDEN)})
+    converted, _ = tool.convert_state_dict(official)
+    result = model.load_state_dict(converted, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert torch.equal(model.head.transformer_decoder.memory_norm.weight, official[f"{enc}weight"])
+    assert "PRE_NORM True" in " | ".join(tool.describe(official))
 
 
 def test_unknown_and_encoder_keys_are_errors():

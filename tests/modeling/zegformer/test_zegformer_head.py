@@ -56,6 +56,19 @@ def test_query_decoder_returns_every_layer(pre_norm):
                                 dropout=0.0, pre_norm=False, enforce_input_proj=False)
 
 
+def test_pre_norm_decoder_normalises_the_memory():
+    """Official pre-norm (DETR): the memory is layer-normalised, so scaling the feature map changes nothing;
+    post-norm attends to the raw memory, which a scale does change."""
+    feature = features()["res4"]  # 16 channels = hidden dim: no input projection
+    for pre_norm in (True, False):
+        torch.manual_seed(0)
+        decoder = QueryTransformerDecoder(16, hidden_dim=16, num_queries=5, nheads=2, dim_feedforward=12,
+                                          dec_layers=2, dropout=0.0, pre_norm=pre_norm, enforce_input_proj=False)
+        assert isinstance(decoder.memory_norm, torch.nn.LayerNorm) == pre_norm
+        scaled_same = torch.allclose(decoder(feature), decoder(3.0 * feature), atol=1e-4)
+        assert scaled_same == pre_norm
+
+
 def test_segment_classifier_cosine_logits_and_no_object():
     torch.manual_seed(0)
     classes = F.normalize(torch.randn(4, 6), dim=-1)

@@ -3,7 +3,8 @@
 Shapes: B batch, C_in input channels, h/w feature size, L decoder layers, Q queries, E hidden dim.
 ``feature: (B, C_in, h, w)`` -> ``queries: (L, B, Q, E)``: the output of every layer after the shared
 final LayerNorm (deep supervision). No encoder layers (ZegFormer uses 0); the target starts at zero and
-the learned query embedding is added to queries as a positional term (DETR).
+the learned query embedding is added to queries as a positional term (DETR). With pre-norm layers the memory
+is layer-normalised first (DETR's final encoder norm, kept with zero encoder layers as in the official code).
 """
 from __future__ import annotations
 
@@ -100,6 +101,8 @@ class QueryTransformerDecoder(nn.Module):
             DecoderLayer(hidden_dim, nheads, dim_feedforward, dropout, pre_norm) for _ in range(dec_layers)
         )
         self.norm = nn.LayerNorm(hidden_dim)
+        # Pre-norm DETR normalises the memory after its (here empty) encoder; the official code keeps that norm.
+        self.memory_norm = nn.LayerNorm(hidden_dim) if pre_norm else nn.Identity()
         for p in self.parameters():  # DETR initialises the transformer weights Xavier-uniform
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
@@ -115,7 +118,7 @@ class QueryTransformerDecoder(nn.Module):
         """``feature: (B, C_in, h, w)`` -> ``(L, B, Q, E)``."""
         src = self.input_proj(feature)
         pos = sine_position_encoding(src, self.hidden_dim // 2).flatten(2).transpose(1, 2)
-        memory = src.flatten(2).transpose(1, 2)
+        memory = self.memory_norm(src.flatten(2).transpose(1, 2))
         query_pos = self.query_embed.weight[None].expand(src.shape[0], -1, -1)
         tgt = torch.zeros_like(query_pos)
         outputs = []
