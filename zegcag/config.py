@@ -166,6 +166,8 @@ def add_zegcag_config(cfg: CN) -> None:
     cfg.MODEL.CAGNET.FINETUNE_GENERATOR = True
     # G's losses reach the Contextual Module through z (paper); False detaches z as G's input (official code).
     cfg.MODEL.CAGNET.GENERATOR_TRAINS_CONTEXT = True
+    # REC also trains E and the CM through its target X (paper objective: min over E); False: X is a fixed target.
+    cfg.MODEL.CAGNET.REC_TRAINS_FEATURES = False
     # Seen : unseen pixel ratio of the fake label maps of the finetuning step (paper Table 5: 1:1).
     cfg.MODEL.CAGNET.FAKE_SEEN_UNSEEN_RATIO = [1.0, 1.0]
     # Side of a fake label map, at feature resolution (a multiple of PATCH_SIZE).
@@ -180,6 +182,9 @@ def add_zegcag_config(cfg: CN) -> None:
     cfg.MODEL.CAGNET.FINETUNE_PERIOD = 100
     # Adam learning rate of the generator.
     cfg.MODEL.CAGNET.GENERATOR_LR = 2e-4
+    # Optimizers whose LR follows SOLVER.LR_SCHEDULER_NAME (others keep a constant LR): backbone (E, CM), generator,
+    # discriminator (C, D), pixelcnn. A decayed LR leaves nothing for late finetuning steps to learn with.
+    cfg.MODEL.CAGNET.SCHEDULED_OPTIMIZERS = ["backbone", "generator", "discriminator", "pixelcnn"]
     # Adam learning rate of the classifier and the discriminator.
     cfg.MODEL.CAGNET.DISCRIMINATOR_LR = 2.5e-4
     # Adam weight decay of the classifier and the discriminator.

@@ -172,3 +172,18 @@ def test_patch_wise_run_trains_the_pixelcnn_and_self_training_starts_on_time(tin
     assert any(not torch.equal(a, b) for a, b in zip(pixelcnn_before, trainer.model.pixelcnn.parameters()))
     saved = torch.load(tmp_path / "model_final.pth", weights_only=False)
     assert "pixelcnn" in saved["trainer"]["_trainer"]["optimizers"]
+
+
+def test_unscheduled_optimizers_keep_a_constant_lr(tiny_benchmark, tmp_path):
+    cfg = make_cfg(tmp_path, "SOLVER.LR_SCHEDULER_NAME", "WarmupCosineLR", "SOLVER.MAX_ITER", "10",
+                   "MODEL.CAGNET.SCHEDULED_OPTIMIZERS", "['backbone']")
+    trainer = CaGNetTrainer(cfg)
+    with pytest.warns(UserWarning):  # stepping schedulers without optimizer steps
+        for _ in range(6):
+            for scheduler in trainer.schedulers.values():
+                scheduler.step()
+    lr = {name: opt.param_groups[0]["lr"] for name, opt in trainer._trainer.optimizers.items()}
+    assert lr["backbone"] < 0.9 * cfg.SOLVER.BASE_LR * cfg.SOLVER.BACKBONE_MULTIPLIER
+    assert lr["generator"] == cfg.MODEL.CAGNET.GENERATOR_LR and lr["discriminator"] == cfg.MODEL.CAGNET.DISCRIMINATOR_LR
+    with pytest.raises(ValueError, match="SCHEDULED_OPTIMIZERS has unknown names"):
+        CaGNetTrainer(make_cfg(tmp_path / "bad", "MODEL.CAGNET.SCHEDULED_OPTIMIZERS", "['gen']"))

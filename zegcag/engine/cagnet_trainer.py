@@ -30,6 +30,7 @@ from .trainer import NORM_TYPES, OPTIMIZERS, Trainer
 logger = logging.getLogger(__name__)
 
 PHASES = ("train", "finetune")
+OPTIMIZER_ROLES = ("backbone", "generator", "discriminator", "pixelcnn")
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ class CaGNetTrainer(Trainer):
         self_training_start = m.CAGNET.ST.START_ITER if m.CAGNET.ST.ENABLED else None
         self._trainer = CaGNetStepper(model, self.build_train_loader(cfg), optimizers, schedule,
                                       m.CAGNET.FAKE_BATCH_SIZE, self_training_start)
-        self.schedulers = {name: self.build_lr_scheduler(cfg, opt) for name, opt in optimizers.items()}
+        self.schedulers = self.build_lr_schedulers(cfg, optimizers)
         self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
@@ -213,6 +214,17 @@ class CaGNetTrainer(Trainer):
         if sets["pixelcnn"]:
             optimizers["pixelcnn"] = torch.optim.Adam(_trainable(sets["pixelcnn"]), lr=m.CAGNET.PIXELCNN.LR)
         return optimizers
+
+    @classmethod
+    def build_lr_schedulers(cls, cfg, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict:
+        """SOLVER's schedule for the optimizers in MODEL.CAGNET.SCHEDULED_OPTIMIZERS, a constant LR for the others."""
+        scheduled = set(cfg.MODEL.CAGNET.SCHEDULED_OPTIMIZERS)
+        unknown = sorted(scheduled - set(OPTIMIZER_ROLES))
+        if unknown:
+            raise ValueError(f"MODEL.CAGNET.SCHEDULED_OPTIMIZERS has unknown names {unknown}; "
+                             f"choose among {list(OPTIMIZER_ROLES)}")
+        return {name: cls.build_lr_scheduler(cfg, opt) if name in scheduled
+                else torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0) for name, opt in optimizers.items()}
 
     def build_hooks(self) -> list:
         return [LRSchedulers(self.schedulers) if isinstance(h, hooks.LRScheduler) else h for h in super().build_hooks()]

@@ -198,3 +198,12 @@ def test_voc_config_builds_a_dilated_resnet101_at_output_stride_8(tiny_benchmark
     assert len(backbone.res4) == 23
     with torch.no_grad():
         assert backbone(torch.zeros(1, 3, 64, 64))["res5"].shape[-2:] == (8, 8)
+
+
+def test_reconstruction_trains_the_features_only_when_asked(tiny_benchmark):
+    model = build(tiny_benchmark, SYNTHETIC, "MODEL.CAGNET.REC_TRAINS_FEATURES", "True").train()
+    out = model.forward_train(batch())
+    rec = model.generator_losses(out)["loss_rec"]
+    assert torch.autograd.grad(rec, out.real, retain_graph=True)[0].abs().sum() > 0
+    rec.backward()
+    assert grads(model.backbone) > 0 and grads(model.generator) > 0

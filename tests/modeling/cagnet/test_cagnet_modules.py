@@ -159,3 +159,19 @@ def test_loss_settings_validate_their_choices():
     real, fake = torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1)
     mask = torch.ones(1, 1, 1, dtype=torch.bool)
     assert settings.reconstruction(real, fake, torch.zeros(1, 1, 1, dtype=torch.long), mask).item() == 10.0
+
+
+def test_generator_from_labels_matches_the_embedding_map_and_weighs_the_class_like_z():
+    torch.manual_seed(0)
+    g = Generator(embed_dim=300, latent_dim=300, feature_dim=5, hidden=(16,), dropout=(0.0,)).eval()
+    classes = torch.nn.functional.normalize(torch.randn(4, 300), dim=1)  # unit rows, like word vectors
+    labels = torch.tensor([[[0, 3, 255], [2, 2, 1]]])
+    valid = labels != 255
+    z = torch.randn(1, 300, 2, 3)
+    emb = (classes[torch.where(valid, labels, 0)] * valid[..., None]).permute(0, 3, 1, 2)
+    assert torch.allclose(g.forward_labels(classes, labels, valid, z), g(emb, z), atol=1e-5)
+    # unit-norm embeddings are rescaled: at initialisation a D-d class embedding moves the first layer about as
+    # much as a D-d z ~ N(0, 1) (unscaled, 1/sqrt(D) as much)
+    by_class = g.project_classes(classes).std()
+    by_latent = (g.latent_in(torch.randn(1, 300, 16, 16)) - g.latent_in.bias[:, None, None]).std()
+    assert 0.2 < (by_class / by_latent).item() < 5

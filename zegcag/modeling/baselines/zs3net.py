@@ -23,6 +23,7 @@ ZS3NET_SETTINGS = {
     "GENERATOR": True,
     "REC_LOSS": "mmd",
     "FINETUNE_GENERATOR": False,
+    "REC_TRAINS_FEATURES": False,
     "PATCH_SIZE": 1,
 }
 

@@ -17,10 +17,9 @@ REC_LOSSES = ("l2", "mmd")
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``values: (B, C, h, w)`` over the entries of the pixels in ``mask: (B, h, w)``."""
-    mask = mask[:, None].expand_as(values)
-    if not mask.any():
-        return values.sum() * 0.0
-    return values[mask].mean()
+    weights = mask[:, None].to(values.dtype)  # a product, not values[mask]: boolean indexing is slow on CPU
+    count = weights.sum() * values.shape[1]
+    return (values * weights).sum() / count.clamp(min=1)
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_label: int) -> torch.Tensor:

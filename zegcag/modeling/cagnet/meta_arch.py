@@ -74,6 +74,7 @@ class CaGNet(nn.Module):
         losses: LossSettings,
         finetune_generator: bool,
         generator_trains_context: bool,
+        rec_trains_features: bool,
         sigmoid_features: bool,
         pseudo_label_rule: str,
         pseudo_label_fraction: float,
@@ -93,6 +94,8 @@ class CaGNet(nn.Module):
             finetune_generator: update G in the finetuning step (CaGNet) or keep it fixed there (ZS3Net).
             generator_trains_context: G's losses reach the CM through z (paper objective); False detaches z
                 as G's input (official code), so the CM learns from the classification and KL terms only.
+            rec_trains_features: the reconstruction loss also reaches E and the CM through its target X (the
+                paper's objective minimises it over E too); False: it trains G (and the CM through z) only.
             sigmoid_features: the official code's variant: features without CM pass through a sigmoid too.
             pseudo_label_rule, pseudo_label_fraction: the self-training rule (see self_training.py).
             pixelcnn_batch_size: label patches per PixelCNN update.
@@ -109,6 +112,7 @@ class CaGNet(nn.Module):
         self.losses = losses
         self.finetune_generator = finetune_generator
         self.generator_trains_context = generator_trains_context
+        self.rec_trains_features = rec_trains_features
         self.sigmoid_features = sigmoid_features
         check_pseudo_label_rule(pseudo_label_rule, pseudo_label_fraction)
         self.pseudo_label_rule, self.pseudo_label_fraction = pseudo_label_rule, pseudo_label_fraction
@@ -174,6 +178,7 @@ class CaGNet(nn.Module):
                                    m.CAGNET.KL_WEIGHT, m.CAGNET.MMD_SIGMAS, m.CAGNET.MMD_MAX_PIXELS),
             "finetune_generator": m.CAGNET.FINETUNE_GENERATOR,
             "generator_trains_context": m.CAGNET.GENERATOR_TRAINS_CONTEXT,
+            "rec_trains_features": m.CAGNET.REC_TRAINS_FEATURES,
             "sigmoid_features": m.CAGNET.SIGMOID_FEATURES,
             "pseudo_label_rule": m.CAGNET.ST.RULE,
             "pseudo_label_fraction": m.CAGNET.ST.FRACTION,
@@ -234,11 +239,9 @@ class CaGNet(nn.Module):
         context = self.context_module(features, sample)
         return context.x, context
 
-    def embed_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        """``labels: (B, h, w)`` -> ``(B, D, h, w)`` class embeddings, zero at ignored pixels."""
-        valid = labels != self.ignore_label
-        emb = self.class_embeddings[torch.where(valid, labels, torch.zeros_like(labels))]
-        return (emb * valid[..., None]).permute(0, 3, 1, 2)
+    def generate(self, labels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """G's features ``(B, C, h, w)`` for ``labels: (B, h, w)`` (ignored pixels: zero embedding) and ``z``."""
+        return self.generator.forward_labels(self.class_embeddings, labels, labels != self.ignore_label, z)
 
     def forward(self, batched_inputs: list[dict]) -> dict | list[dict]:
         """Inference -> ``[{"sem_seg": (K, H, W)}]``; training -> the E/CM/G objective of a training step."""
@@ -262,7 +265,7 @@ class CaGNet(nn.Module):
                 z = torch.randn_like(x)
             else:
                 z = context.z if self.generator_trains_context else context.z.detach()
-            fake = self.generator(self.embed_labels(labels), z)
+            fake = self.generate(labels, z)
         return StepOutputs(labels=labels, gen_labels=labels, fake=fake, real=x, context=context, gt_labels=gt)
 
     @torch.no_grad()
@@ -288,7 +291,7 @@ class CaGNet(nn.Module):
         k, side = self.classifier.kernel_size, labels.shape[-1]
         z = torch.randn(num_maps, self.generator.latent_dim, side // k, side // k, device=self.device)
         z = z.repeat_interleave(k, dim=2).repeat_interleave(k, dim=3)  # one code per patch (k = 1: per pixel)
-        return StepOutputs(labels=loss_labels, gen_labels=labels, fake=self.generator(self.embed_labels(labels), z))
+        return StepOutputs(labels=loss_labels, gen_labels=labels, fake=self.generate(labels, z))
 
     # ---- losses ---------------------------------------------------------------------------------
     def discriminator_losses(self, out: StepOutputs) -> dict[str, torch.Tensor]:
@@ -316,8 +319,9 @@ class CaGNet(nn.Module):
             if out.context is not None:
                 losses["loss_kl"] = self.losses.kl_weight * kl_loss(out.context.mu, out.context.logvar, mask)
             if out.fake is not None:
-                # X is the target of generation: REC trains G (and the CM through z) but does not pull X towards G
-                losses["loss_rec"] = self.losses.reconstruction(out.real.detach(), out.fake, out.labels, mask)
+                # X is the target of generation; it moves towards G's output only if REC trains the features
+                target = out.real if self.rec_trains_features else out.real.detach()
+                losses["loss_rec"] = self.losses.reconstruction(target, out.fake, out.labels, mask)
         elif self.finetune_generator:
             losses["loss_cls_fake"] = classification_loss(self.classifier(out.fake), out.labels, self.ignore_label)
         else:
