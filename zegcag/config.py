@@ -97,6 +97,8 @@ def add_zegcag_config(cfg: CN) -> None:
     cfg.MODEL.ZEGFORMER.MASK_WEIGHT = 20.0
     # Weight of the dice loss and of its matching cost.
     cfg.MODEL.ZEGFORMER.DICE_WEIGHT = 1.0
+    # Ignore pixels (unseen objects, unlabelled) are negatives of every mask loss and cost (official); False: left out.
+    cfg.MODEL.ZEGFORMER.IGNORE_PIXELS_AS_NEGATIVES = True
     # Images and labels are padded to a multiple of this (ResNet reports 0; the strides need 32).
     cfg.MODEL.ZEGFORMER.SIZE_DIVISIBILITY = 32
     # Inference: "seg" (ZegFormer-seg), "img" (ZegFormer-img, CLIP image branch) or "fusion" (ZegFormer).

@@ -14,7 +14,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
 from zegcag_testing import REPO
-from zegformer_testing import tiny_zegformer_cfg
+from zegformer_testing import TINY_RESNET_OPTS, tiny_zegformer_cfg
 
 CONV, MASK, HIDDEN, QUERIES, FFN, LAYERS, EMBED = 32, 32, 16, 6, 32, 2, 600
 
@@ -28,7 +28,7 @@ def load_tool():
 
 @pytest.fixture(scope="module")
 def model(tiny_benchmark):
-    cfg = tiny_zegformer_cfg("MODEL.ZEGFORMER.NORM", "GN", "MODEL.ZEGFORMER.CONVS_DIM", str(CONV),
+    cfg = tiny_zegformer_cfg(*TINY_RESNET_OPTS, "MODEL.ZEGFORMER.NORM", "GN", "MODEL.ZEGFORMER.CONVS_DIM", str(CONV),
                              "MODEL.ZEGFORMER.TRANSFORMER_IN_FEATURE", "res5")  # the official architecture
     return build_model(cfg)
 
@@ -92,7 +92,7 @@ def test_pre_norm_checkpoint_keeps_the_memory_norm(tiny_benchmark):
     """Official PRE_NORM True models hold DETR's final encoder norm (with 0 encoder layers): it maps to the
     memory norm; encoder layers stay an error."""
     tool = load_tool()
-    cfg = tiny_zegformer_cfg("MODEL.ZEGFORMER.NORM", "GN", "MODEL.ZEGFORMER.CONVS_DIM", str(CONV),
+    cfg = tiny_zegformer_cfg(*TINY_RESNET_OPTS, "MODEL.ZEGFORMER.NORM", "GN", "MODEL.ZEGFORMER.CONVS_DIM", str(CONV),
                              "MODEL.ZEGFORMER.TRANSFORMER_IN_FEATURE", "res5", "MODEL.ZEGFORMER.PRE_NORM", "True")
     model = build_model(cfg)
     channels = [model.backbone.output_shape()[f].channels for f in ("res2", "res3", "res4", "res5")]

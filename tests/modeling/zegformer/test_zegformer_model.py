@@ -45,7 +45,7 @@ def test_forward_backward(model):
     assert set(losses) == {f"loss_{n}{s}" for n in ("ce", "mask", "dice") for s in ("", "_0")}
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
-    for param in (model.backbone.stem.conv1.weight, model.head.pixel_decoder.mask_features.weight,
+    for param in (model.backbone.layers[0].weight, model.head.pixel_decoder.mask_features.weight,
                   model.head.transformer_decoder.query_embed.weight,
                   model.head.segment_classifier.no_object_embedding, model.head.mask_embed.layers[0].weight):
         assert param.grad is not None and param.grad.abs().sum() > 0

@@ -5,6 +5,7 @@ ground-truth size, M matched pairs in the batch.
 ``outputs = {"pred_logits": (B, Q, K+1), "pred_masks": (B, Q, h, w), "aux_outputs": [same, per earlier layer]}``,
 ``targets = [{"labels": (N,), "masks": (N, H, W)}]`` -> weighted losses ``loss_ce``, ``loss_mask``, ``loss_dice``
 for the last decoder layer and ``loss_*_{i}`` for decoder layer i (deep supervision, matching redone per layer).
+With ``ignore_as_negatives=False`` the mask losses average over the pixels where ``target["valid"]: (H, W)`` is True.
 """
 from __future__ import annotations
 
@@ -19,9 +20,14 @@ from ..matcher import HungarianMatcher
 __all__ = ["SetCriterion", "dice_loss"]
 
 
-def dice_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``1 - (2 sum(p t) + 1) / (sum(p) + sum(t) + 1)`` per mask: ``(M, P), (M, P) -> (M,)``."""
+def dice_loss(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """``1 - (2 sum(p t) + 1) / (sum(p) + sum(t) + 1)`` per mask: ``(M, P), (M, P) -> (M,)``.
+
+    Optional ``valid: (M, P)`` {0, 1}: the sums run over the valid pixels only.
+    """
     prob = logits.sigmoid()
+    if valid is not None:
+        prob, targets = prob * valid, targets * valid
     numerator = 2 * (prob * targets).sum(-1)
     denominator = prob.sum(-1) + targets.sum(-1)
     return 1 - (numerator + 1) / (denominator + 1)
@@ -35,6 +41,8 @@ class SetCriterion(nn.Module):
         no_object_weight: cross-entropy class weight of the no-object logit (real classes weigh 1).
         class_weight, mask_weight, dice_weight: multipliers of the three terms.
         focal_alpha, focal_gamma: sigmoid focal loss parameters of the mask term.
+        ignore_as_negatives: ignore pixels are negatives of every mask (official); False leaves them out of
+            the focal and dice losses (the matcher has its own flag).
     """
 
     def __init__(
@@ -47,6 +55,7 @@ class SetCriterion(nn.Module):
         dice_weight: float,
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
+        ignore_as_negatives: bool = True,
     ) -> None:
         super().__init__()
         self.matcher = matcher
@@ -54,6 +63,7 @@ class SetCriterion(nn.Module):
         self.weights = {"loss_ce": class_weight, "loss_mask": mask_weight, "loss_dice": dice_weight}
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
+        self.ignore_as_negatives = ignore_as_negatives
 
     def forward(self, outputs: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
         num_masks = self.num_masks(targets, outputs["pred_logits"].device)
@@ -100,7 +110,15 @@ class SetCriterion(nn.Module):
         pred = F.interpolate(pred[:, None].float(), size=target.shape[-2:], mode="bilinear", align_corners=False)
         pred, target = pred.flatten(1), target.flatten(1)
         focal = sigmoid_focal_loss(pred, target, alpha=self.focal_alpha, gamma=self.focal_gamma, reduction="none")
+        if self.ignore_as_negatives:
+            return {
+                "loss_mask": focal.mean(1).sum() / num_masks,
+                "loss_dice": dice_loss(pred, target).sum() / num_masks,
+            }
+        valid = torch.cat([t["valid"][None].expand(len(i), -1, -1) for t, (_, i) in zip(targets, indices)])
+        valid = valid.to(device=pred.device, dtype=torch.float32).flatten(1)
+        focal = (focal * valid).sum(1) / valid.sum(1).clamp(min=1.0)
         return {
-            "loss_mask": focal.mean(1).sum() / num_masks,
-            "loss_dice": dice_loss(pred, target).sum() / num_masks,
+            "loss_mask": focal.sum() / num_masks,
+            "loss_dice": dice_loss(pred, target, valid).sum() / num_masks,
         }

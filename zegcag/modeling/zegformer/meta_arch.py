@@ -101,11 +101,13 @@ class ZegFormer(nn.Module):
         split = resolve_split(cfg, (cfg.DATASETS.TRAIN or cfg.DATASETS.TEST)[0])
         matcher = HungarianMatcher(cost_class=cfg.MODEL.ZEGFORMER.CLASS_WEIGHT,
                                    cost_mask=cfg.MODEL.ZEGFORMER.MASK_WEIGHT,
-                                   cost_dice=cfg.MODEL.ZEGFORMER.DICE_WEIGHT)
+                                   cost_dice=cfg.MODEL.ZEGFORMER.DICE_WEIGHT,
+                                   ignore_as_negatives=cfg.MODEL.ZEGFORMER.IGNORE_PIXELS_AS_NEGATIVES)
         criterion = SetCriterion(matcher, no_object_weight=cfg.MODEL.ZEGFORMER.NO_OBJECT_WEIGHT,
                                  class_weight=cfg.MODEL.ZEGFORMER.CLASS_WEIGHT,
                                  mask_weight=cfg.MODEL.ZEGFORMER.MASK_WEIGHT,
-                                 dice_weight=cfg.MODEL.ZEGFORMER.DICE_WEIGHT)
+                                 dice_weight=cfg.MODEL.ZEGFORMER.DICE_WEIGHT,
+                                 ignore_as_negatives=cfg.MODEL.ZEGFORMER.IGNORE_PIXELS_AS_NEGATIVES)
         return {
             "backbone": backbone,
             "head": ZegFormerHead(cfg, backbone.output_shape(), embed_dim=class_embedder.dim),
