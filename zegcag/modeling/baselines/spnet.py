@@ -14,17 +14,17 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
-from torch import nn
 from torch.nn import functional as F
 
 from ...data.protocol import resolve_split, training_classes
 from ...embeddings import ClassEmbedder, build_class_embedder
 from ..aspp_sum import SummedASPP
 from ..vocabulary import Vocabulary
+from ..zero_shot_segmentor import ZeroShotSegmentor
 
 
 @META_ARCH_REGISTRY.register()
-class SPNet(nn.Module):
+class SPNet(ZeroShotSegmentor):
     @configurable
     def __init__(
         self,
@@ -48,15 +48,12 @@ class SPNet(nn.Module):
                 calibration lowers the seen ones.
             calibration_gamma: subtracted from seen-class scores at inference.
         """
-        super().__init__()
+        super().__init__(pixel_mean=pixel_mean, pixel_std=pixel_std, calibration_gamma=calibration_gamma)
         self.backbone = backbone
         self.in_feature = in_feature
         self.class_embedder = class_embedder
         self.projection = SummedASPP(backbone.output_shape()[in_feature].channels, class_embedder.dim, aspp_dilations)
         self.ignore_label = ignore_label
-        self.calibration_gamma = calibration_gamma
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
         self.set_vocabulary(vocabulary)
 
     @classmethod
@@ -75,10 +72,6 @@ class SPNet(nn.Module):
             "pixel_std": cfg.MODEL.PIXEL_STD,
         }
 
-    @property
-    def device(self) -> torch.device:
-        return self.pixel_mean.device
-
     def set_vocabulary(self, vocabulary: Vocabulary) -> None:
         """Embed the vocabulary's class names; the model then scores these K classes."""
         embeddings = self.class_embedder(vocabulary.class_names).to(self.device)  # may fail: switch nothing before
@@ -96,7 +89,7 @@ class SPNet(nn.Module):
         return self.projection(features, embeddings)
 
     def forward(self, batched_inputs: list[dict]) -> dict | list[dict]:
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = self.normalized_images(batched_inputs)
         images = ImageList.from_tensors(images, self.backbone.size_divisibility)
         if self.training:
             targets = [x["sem_seg"].to(self.device) for x in batched_inputs]
@@ -107,8 +100,7 @@ class SPNet(nn.Module):
         results = []
         for score, x, size in zip(scores, batched_inputs, images.image_sizes):
             score = sem_seg_postprocess(score, size, x.get("height", size[0]), x.get("width", size[1]))
-            if self.calibration_gamma:
-                score = score - self.calibration_gamma * self.seen_mask[:, None, None]
+            score = self.calibrate(score)
             results.append({"sem_seg": score})
         return results
 

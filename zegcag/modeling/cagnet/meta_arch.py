@@ -28,6 +28,7 @@ from ...data.protocol import resolve_split, training_classes
 from ...embeddings import ClassEmbedder, build_class_embedder
 from ..aspp_sum import SummedASPP
 from ..vocabulary import Vocabulary
+from ..zero_shot_segmentor import ZeroShotSegmentor
 from .classifier import FeatureClassifier
 from .contextual_module import ContextOutput, ContextualModule
 from .discriminator import Discriminator
@@ -53,7 +54,7 @@ class StepOutputs:
 
 
 @META_ARCH_REGISTRY.register()
-class CaGNet(nn.Module):
+class CaGNet(ZeroShotSegmentor):
     @configurable
     def __init__(
         self,
@@ -101,7 +102,7 @@ class CaGNet(nn.Module):
             pixelcnn_batch_size: label patches per PixelCNN update.
             calibration_gamma: subtracted from seen-class scores at inference.
         """
-        super().__init__()
+        super().__init__(pixel_mean=pixel_mean, pixel_std=pixel_std, calibration_gamma=calibration_gamma)
         self.backbone, self.in_feature, self.aspp = backbone, in_feature, aspp
         self.context_module, self.generator = context_module, generator
         self.classifier, self.discriminator, self.pixelcnn = classifier, discriminator, pixelcnn
@@ -117,9 +118,6 @@ class CaGNet(nn.Module):
         check_pseudo_label_rule(pseudo_label_rule, pseudo_label_fraction)
         self.pseudo_label_rule, self.pseudo_label_fraction = pseudo_label_rule, pseudo_label_fraction
         self.pixelcnn_batch_size = pixelcnn_batch_size
-        self.calibration_gamma = calibration_gamma
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
         self.set_vocabulary(vocabulary)
 
     @classmethod
@@ -188,10 +186,6 @@ class CaGNet(nn.Module):
             "pixel_std": m.PIXEL_STD,
         }
 
-    @property
-    def device(self) -> torch.device:
-        return self.pixel_mean.device
-
     def set_vocabulary(self, vocabulary: Vocabulary) -> None:
         """Embed the class names. The classifier has one output per training-time class, so only the
         training vocabulary (same names, same order) is accepted: new classes need finetuning."""
@@ -224,7 +218,7 @@ class CaGNet(nn.Module):
 
     # ---- shared pieces ----------------------------------------------------------------------
     def preprocess(self, batched_inputs: list[dict]) -> ImageList:
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = self.normalized_images(batched_inputs)
         return ImageList.from_tensors(images, self.backbone.size_divisibility)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -350,7 +344,6 @@ class CaGNet(nn.Module):
         results = []
         for score, inp, size in zip(scores, batched_inputs, images.image_sizes):
             score = sem_seg_postprocess(score, size, inp.get("height", size[0]), inp.get("width", size[1]))
-            if self.calibration_gamma:
-                score = score - self.calibration_gamma * self.seen_mask[:, None, None]
+            score = self.calibrate(score)
             results.append({"sem_seg": score})
         return results

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from ..zero_shot_segmentor import calibrate_scores as calibrate  # noqa: F401  (ZegFormer's gamma step)
+
 __all__ = [
     "calibrate",
     "clip_class_probs",
@@ -60,13 +62,6 @@ def fuse_class_probs(
 def semantic_scores(class_probs: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
     """``(Q, K)``, ``(Q, H, W)`` -> ``(K, H, W)``: every query votes for its classes over its soft mask."""
     return torch.einsum("qk,qhw->khw", class_probs, mask_logits.float().sigmoid())
-
-
-def calibrate(scores: torch.Tensor, seen: torch.Tensor, gamma: float) -> torch.Tensor:
-    """``(K, H, W)`` -> the same with ``gamma`` subtracted from the seen classes (no-op for gamma 0)."""
-    if not gamma:
-        return scores
-    return scores - gamma * seen.to(device=scores.device, dtype=scores.dtype)[:, None, None]
 
 
 def select_queries(segment_probs: torch.Tensor, k: int) -> torch.Tensor:

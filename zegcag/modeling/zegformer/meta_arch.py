@@ -17,13 +17,13 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
-from torch import nn
 from torch.nn import functional as F
 
 from ...data.protocol import resolve_split, training_classes
 from ...embeddings import ClassEmbedder, build_class_embedder
 from ..matcher import HungarianMatcher
 from ..vocabulary import Vocabulary
+from ..zero_shot_segmentor import ZeroShotSegmentor
 from . import fusion
 from .criterion import SetCriterion
 from .head import ZegFormerHead
@@ -38,7 +38,7 @@ INFERENCE_MODES = ("seg", "img", "fusion")
 
 
 @META_ARCH_REGISTRY.register()
-class ZegFormer(nn.Module):
+class ZegFormer(ZeroShotSegmentor):
     @configurable
     def __init__(
         self,
@@ -71,7 +71,7 @@ class ZegFormer(nn.Module):
             clip_no_object_in_softmax: append the segment head's no-object logit to the CLIP softmax (official).
             calibration_gamma: subtracted from seen-class scores at inference.
         """
-        super().__init__()
+        super().__init__(pixel_mean=pixel_mean, pixel_std=pixel_std, calibration_gamma=calibration_gamma)
         if inference_mode not in INFERENCE_MODES:
             raise ValueError(f"MODEL.ZEGFORMER.INFERENCE_MODE must be one of {INFERENCE_MODES}, got {inference_mode!r}")
         if inference_mode != "seg" and image_branch is None:
@@ -89,9 +89,6 @@ class ZegFormer(nn.Module):
         self.fusion_lambda = fusion_lambda
         self.clip_topk = clip_topk
         self.clip_no_object_in_softmax = clip_no_object_in_softmax
-        self.calibration_gamma = calibration_gamma
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
         self.set_vocabulary(vocabulary)
 
     @classmethod
@@ -126,10 +123,6 @@ class ZegFormer(nn.Module):
             "calibration_gamma": cfg.MODEL.ZEGFORMER.CALIBRATION_GAMMA,
         }
 
-    @property
-    def device(self) -> torch.device:
-        return self.pixel_mean.device
-
     def set_vocabulary(self, vocabulary: Vocabulary) -> None:
         """Embed the vocabulary's class names; the model then scores these K classes."""
         embeddings = self.class_embedder(vocabulary.class_names).to(self.device)
@@ -140,7 +133,7 @@ class ZegFormer(nn.Module):
         self.register_buffer("train_label_map", vocabulary.train_label_map(self.ignore_label).to(self.device), False)
 
     def forward(self, batched_inputs: list[dict]) -> dict | list[dict]:
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = self.normalized_images(batched_inputs)
         images = ImageList.from_tensors(images, self.size_divisibility)
         features = self.backbone(images.tensor)
         if self.training:
@@ -185,4 +178,4 @@ class ZegFormer(nn.Module):
             class_probs[ids] = clip_probs
         scores = fusion.semantic_scores(class_probs, masks)
         scores = sem_seg_postprocess(scores, image_size, x.get("height", h), x.get("width", w))
-        return fusion.calibrate(scores, self.seen_mask, self.calibration_gamma)
+        return self.calibrate(scores)

@@ -1,0 +1,43 @@
+"""What every zegcag meta-architecture shares: input normalisation, its device, and seen-class calibration.
+
+Shapes: K vocabulary size, H/W image size.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+def calibrate_scores(scores: torch.Tensor, seen: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``scores: (K, H, W)`` -> the same with ``gamma`` subtracted from the seen classes ``seen: (K,)`` bool.
+
+    Generalised zero-shot calibration (Chao et al., ECCV'16): seen classes dominate uncalibrated scores.
+    A no-op for gamma 0.
+    """
+    if not gamma:
+        return scores
+    return scores - gamma * seen.to(device=scores.device, dtype=scores.dtype)[:, None, None]
+
+
+class ZeroShotSegmentor(nn.Module):
+    """Base of SPNet, ZegFormer and CaGNet. Subclasses set ``self.seen_mask`` (K,) in ``set_vocabulary``."""
+
+    def __init__(self, *, pixel_mean: Sequence[float], pixel_std: Sequence[float], calibration_gamma: float) -> None:
+        super().__init__()
+        self.calibration_gamma = calibration_gamma
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def normalized_images(self, batched_inputs: list[dict]) -> list[torch.Tensor]:
+        """``[{"image": (3, H, W) uint8}]`` -> normalised float images on the model's device."""
+        return [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+
+    def calibrate(self, scores: torch.Tensor) -> torch.Tensor:
+        """``(K, H, W)`` scores with ``calibration_gamma`` subtracted from the seen classes."""
+        return calibrate_scores(scores, self.seen_mask, self.calibration_gamma)
