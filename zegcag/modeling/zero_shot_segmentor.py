@@ -1,13 +1,16 @@
 """What every zegcag meta-architecture shares: input normalisation, its device, and seen-class calibration.
 
-Shapes: K vocabulary size, H/W image size.
+Shapes: B batch, K vocabulary size, h/w score-map size, H/W image size.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import torch
+from detectron2.modeling.postprocessing import sem_seg_postprocess
+from detectron2.structures import ImageList
 from torch import nn
+from torch.nn import functional as F
 
 
 def calibrate_scores(scores: torch.Tensor, seen: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -41,3 +44,12 @@ class ZeroShotSegmentor(nn.Module):
     def calibrate(self, scores: torch.Tensor) -> torch.Tensor:
         """``(K, H, W)`` scores with ``calibration_gamma`` subtracted from the seen classes."""
         return calibrate_scores(scores, self.seen_mask, self.calibration_gamma)
+
+    def dense_results(self, scores: torch.Tensor, images: ImageList, batched_inputs: list[dict]) -> list[dict]:
+        """``scores: (B, K, h, w)`` of the padded batch -> ``[{"sem_seg": (K, H, W)}]`` at each input's size, calibrated."""
+        scores = F.interpolate(scores, size=images.tensor.shape[-2:], mode="bilinear", align_corners=False)
+        results = []
+        for score, x, size in zip(scores, batched_inputs, images.image_sizes):
+            score = sem_seg_postprocess(score, size, x.get("height", size[0]), x.get("width", size[1]))
+            results.append({"sem_seg": self.calibrate(score)})
+        return results

@@ -5,7 +5,6 @@ The key set below is the one a real official model (MaskFormer + ZegFormerHead, 
 see docs/zegformer_equivalence.md) has in its state dict, besides the CLIP model when CLIP_CLASSIFICATION is on."""
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
@@ -13,17 +12,14 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
-from zegcag_testing import REPO
+from zegcag_testing import load_script
 from zegformer_testing import TINY_RESNET_OPTS, tiny_zegformer_cfg
 
 CONV, MASK, HIDDEN, QUERIES, FFN, LAYERS, EMBED = 32, 32, 16, 6, 32, 2, 600
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("convert_zegformer", REPO / "tools/convert_zegformer_checkpoint.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/convert_zegformer_checkpoint.py")
 
 
 @pytest.fixture(scope="module")

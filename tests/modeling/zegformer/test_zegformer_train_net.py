@@ -2,23 +2,19 @@
 then evaluate the checkpoint as the full model (CLIP fusion)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 import torch
 
 from zegformer_testing import TINY_CLIP_OPTS, TINY_ZEGFORMER_OPTS
-from zegcag_testing import REPO
+from zegcag_testing import REPO, load_script
 
 CONFIG = str(REPO / "configs/zegformer_synthetic.yaml")
 
 
 def load_train_net():
-    spec = importlib.util.spec_from_file_location("zegformer_train_net", REPO / "tools/train_net.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/train_net.py")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from typing import Sequence
 import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
-from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
 from torch.nn import functional as F
 
@@ -95,14 +94,7 @@ class SPNet(ZeroShotSegmentor):
             targets = [x["sem_seg"].to(self.device) for x in batched_inputs]
             targets = ImageList.from_tensors(targets, self.backbone.size_divisibility, self.ignore_label).tensor
             return self.losses(images.tensor, targets)
-        scores = self.class_scores(images.tensor)
-        scores = F.interpolate(scores, size=images.tensor.shape[-2:], mode="bilinear", align_corners=False)
-        results = []
-        for score, x, size in zip(scores, batched_inputs, images.image_sizes):
-            score = sem_seg_postprocess(score, size, x.get("height", size[0]), x.get("width", size[1]))
-            score = self.calibrate(score)
-            results.append({"sem_seg": score})
-        return results
+        return self.dense_results(self.class_scores(images.tensor), images, batched_inputs)
 
     def losses(self, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """Cross-entropy over the seen classes; ``targets: (B, H, W)`` class ids, unseen already ignored."""

@@ -19,7 +19,6 @@ from typing import Sequence
 import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
-from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
 from torch import nn
 from torch.nn import functional as F
@@ -340,10 +339,4 @@ class CaGNet(ZeroShotSegmentor):
     def inference(self, batched_inputs: list[dict]) -> list[dict]:
         images = self.preprocess(batched_inputs)
         x, _ = self.contextual(self.encode(images.tensor), sample=False)
-        scores = F.interpolate(self.classifier(x), size=images.tensor.shape[-2:], mode="bilinear", align_corners=False)
-        results = []
-        for score, inp, size in zip(scores, batched_inputs, images.image_sizes):
-            score = sem_seg_postprocess(score, size, inp.get("height", size[0]), inp.get("width", size[1]))
-            score = self.calibrate(score)
-            results.append({"sem_seg": score})
-        return results
+        return self.dense_results(self.classifier(x), images, batched_inputs)
