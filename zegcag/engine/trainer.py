@@ -78,7 +78,23 @@ class CalibrationHook(HookBase):
         Trainer.calibrate(self.trainer.cfg, self.trainer.model)
 
 
+def parameter_summary(model: torch.nn.Module) -> str:
+    """"<Name>: N parameters (T trainable); child: n, ..." for the log (official counts are quoted against it)."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    parts = ", ".join(f"{name} {sum(p.numel() for p in child.parameters()):,}" for name, child in model.named_children()
+                      if any(True for _ in child.parameters()))
+    return f"{type(model).__name__}: {total:,} parameters ({trainable:,} trainable); {parts}"
+
+
 class Trainer(DefaultTrainer):
+    @classmethod
+    def build_model(cls, cfg) -> torch.nn.Module:
+        """Detectron2's model build, plus a log line with the parameter counts (total, trainable, per child)."""
+        model = super().build_model(cfg)
+        logger.info(parameter_summary(model))
+        return model
+
     @classmethod
     def build_train_loader(cls, cfg):
         policy = check_unseen_policy(cfg.DATASETS.ZS3.UNSEEN_POLICY)

@@ -90,6 +90,7 @@ class SegmentationCounts:
     boundary: BoundaryCounts = field(default_factory=BoundaryCounts)
     f_units: int = 0
     num_images: int = 0
+    zsl_conf: np.ndarray | None = None  # (U, U) unseen GT x argmax over the unseen scores only; None: no scores
 
     def __post_init__(self) -> None:
         self.conf = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
@@ -111,6 +112,11 @@ class SegmentationCounts:
         self.boundary = self.boundary + other.boundary
         self.f_units += other.f_units
         self.num_images += other.num_images
+        if other.zsl_conf is not None:
+            self.add_zsl(other.zsl_conf)
+
+    def add_zsl(self, conf: np.ndarray) -> None:
+        self.zsl_conf = conf.copy() if self.zsl_conf is None else self.zsl_conf + conf
 
     def metrics(
         self,
@@ -127,7 +133,32 @@ class SegmentationCounts:
             res["boundary_F"] = 100.0 * self.boundary.f
             mean_f = self.f_units / _F_UNITS / self.num_images if self.num_images else float("nan")
             res["boundary_F_mean_per_image"] = 100.0 * mean_f
+        if self.zsl_conf is not None:
+            res.update(zsl_metrics(self.zsl_conf))
         return res
+
+
+def zsl_confusion(scores: np.ndarray, gt: np.ndarray, unseen: Sequence[int]) -> np.ndarray:
+    """Calibration-free transfer: ``scores: (K, H, W)`` restricted to the unseen classes, arg-maxed on the
+    pixels whose ground truth ``gt: (H, W)`` is unseen -> (U, U) confusion (rows: ground truth)."""
+    unseen = np.asarray(unseen, dtype=np.int64)
+    lookup = np.full(max(int(gt.max(initial=0)), int(unseen.max())) + 1, -1, dtype=np.int64)
+    lookup[unseen] = np.arange(len(unseen))
+    gt_index = lookup[gt]  # -1: not an unseen class (seen, ignore)
+    mask = gt_index >= 0
+    pred_index = scores[unseen][:, mask].argmax(axis=0)
+    u = len(unseen)
+    return np.bincount(gt_index[mask] * u + pred_index, minlength=u * u).reshape(u, u)
+
+
+def zsl_metrics(conf: np.ndarray) -> dict[str, float]:
+    """``unseen_zsl_pAcc`` / ``unseen_zsl_mAcc``: accuracy of choosing among the unseen classes only (chance
+    100/U), pooled over pixels / averaged over the unseen classes present."""
+    per_class = conf.sum(axis=1)
+    present = per_class > 0
+    p_acc = 100.0 * np.trace(conf) / per_class.sum() if per_class.sum() else float("nan")
+    m_acc = 100.0 * float(np.mean(np.diag(conf)[present] / per_class[present])) if present.any() else float("nan")
+    return {"unseen_zsl_pAcc": float(p_acc), "unseen_zsl_mAcc": m_acc}
 
 
 def json_safe(value: Any) -> Any:
@@ -154,6 +185,9 @@ def write_metrics(metrics: dict[str, Any], output_dir: str | os.PathLike, stem: 
 
 class GeneralizedSemSegEvaluator(DatasetEvaluator):
     """Confusion-matrix metrics over all / seen / unseen classes, hIoU, and optionally boundary P/R/F.
+    With score maps it also reports ``unseen_zsl_pAcc``/``_mAcc`` (see ``zsl_metrics``): whether the model
+    tells the unseen classes apart, independent of calibration (GZSL mIoU can be far above the 20-class
+    chance level with no transfer at all, by detecting "not seen" and guessing among the unseen classes).
 
     Each output's ``sem_seg`` (K, H, W) scores are arg-maxed and compared with the label PNG at full
     resolution (``input["sem_seg_file_name"]``, else the dataset's record for ``input["file_name"]``).
@@ -226,6 +260,9 @@ class GeneralizedSemSegEvaluator(DatasetEvaluator):
             except ValueError as e:
                 raise ValueError(f"{gt_file}: {e}") from None
             self._counts.add(image)
+            if sem_seg.dim() == 3 and sem_seg.shape[0] == self._num_classes and self._unseen:
+                scores = sem_seg.to("cpu").float().numpy()
+                self._counts.add_zsl(zsl_confusion(scores, gt, self._unseen))
             if self._write_predictions:
                 self._save_prediction(pred, gt_file)
 
