@@ -8,7 +8,8 @@
 Per image it writes ``<stem>_overlay.png`` (the picture scaled to a legible size, class colours, a legend
 of the classes present with their share), ``<stem>_labels.png`` (class ids indexing the vocabulary;
 255, or 65535 above 255 classes, marks pixels under the confidence threshold) and ``<stem>.json``
-(vocabulary, per-class pixel share and mean confidence). With one input, ``--output NAME.png`` names
+(vocabulary, per-class pixel share and mean confidence, and the classes whose classifier CaGNet synthesised from
+its generator for a new vocabulary). With one input, ``--output NAME.png`` names
 the overlay and the others sit beside it (NAME_labels.png, NAME.json). A video gives a video of
 overlays. Without --output the pictures are shown in a window.
 """
@@ -176,6 +177,7 @@ def summary(predictor, path: Path, labels: np.ndarray, confidence: np.ndarray, t
     return {
         "input": str(path), "height": int(labels.shape[0]), "width": int(labels.shape[1]),
         "vocabulary": classes, "seen_in_training": sorted(predictor.vocabulary.seen),
+        "synthesised_classes": predictor.synthesised_classes,
         "calibration_gamma": predictor.applied_gamma,
         "confidence_threshold": threshold, "low_confidence_id": low_confidence_id(len(classes)),
         "low_confidence_share": float(low.mean()),

@@ -222,6 +222,20 @@ def add_zegcag_config(cfg: CN) -> None:
     cfg.MODEL.CAGNET.ST.RULE = "argmax_unseen"
     # Fraction of the candidates of each unseen class kept, the most confident first.
     cfg.MODEL.CAGNET.ST.FRACTION = 0.25
+    cfg.MODEL.CAGNET.VOCAB_FIT = CN()
+    # A test-time vocabulary other than the training one gets a classifier head fitted on G's features
+    # (zegcag/modeling/cagnet/vocabulary_classifier.py). Adam steps of that fit.
+    cfg.MODEL.CAGNET.VOCAB_FIT.STEPS = 200
+    # Adam learning rate of the fitted head.
+    cfg.MODEL.CAGNET.VOCAB_FIT.LR = 0.05
+    # Generated features per fitting step.
+    cfg.MODEL.CAGNET.VOCAB_FIT.BATCH_PIXELS = 512
+    # Generated features drawn per class (the pool the steps sample from).
+    cfg.MODEL.CAGNET.VOCAB_FIT.FEATURES_PER_CLASS = 128
+    # Also finetune a copy of the classifier's first layer (default: keep the trained one frozen).
+    cfg.MODEL.CAGNET.VOCAB_FIT.TRAIN_TRUNK = False
+    # Seed of the fit, so a vocabulary always gets the same classifier.
+    cfg.MODEL.CAGNET.VOCAB_FIT.SEED = 0
 
     # ---- optimisation -------------------------------------------------------------------
     # "SGD" or "ADAMW".

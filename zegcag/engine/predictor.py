@@ -112,7 +112,7 @@ def load_calibration_gamma(weights: str) -> float | None:
 
 class Predictor:
     """``predictor(image_bgr)`` -> ``{"sem_seg": (K, H, W) scores, "labels": (H, W) int64,
-    "confidence": (H, W) in [0, 1], "classes": [K names]}``, all on CPU.
+    "confidence": (H, W) in [0, 1], "classes": [K names], "synthesised_classes": [names]}``, all on CPU.
 
     ``image_bgr``: (H, W, 3) uint8, OpenCV channel order (as ``cv2.imread`` returns).
     ``confidence`` is the winning class's probability (softmax of the scores, or the normalised scores
@@ -166,6 +166,12 @@ class Predictor:
         return list(self._vocabulary.class_names)
 
     @property
+    def synthesised_classes(self) -> list[str]:
+        """Classes of the current vocabulary whose classifier the model fitted on generated features (CaGNet
+        on a new vocabulary); empty when every class was scored by trained weights."""
+        return list(getattr(self.model, "synthesised_classes", ()))
+
+    @property
     def applied_gamma(self) -> float:
         """The gamma actually subtracted from seen-class scores under the current vocabulary (0: none)."""
         gamma = float(getattr(self.model, "calibration_gamma", 0.0) or 0.0)
@@ -194,6 +200,10 @@ class Predictor:
             raise
         self._vocabulary = vocabulary
         logger.info(f"vocabulary: {len(vocabulary.class_names)} classes ({len(vocabulary.seen)} seen in training)")
+        synthesised = self.synthesised_classes
+        if synthesised:
+            more = f" and {len(synthesised) - 20} more" if len(synthesised) > 20 else ""
+            logger.info(f"classes synthesised from the generator: {', '.join(synthesised[:20])}{more}")
         return vocabulary
 
     def scores_to_confidence(self, sem_seg: torch.Tensor) -> torch.Tensor:
@@ -217,4 +227,5 @@ class Predictor:
         sem_seg = self.model([{"image": tensor, "height": height, "width": width}])[0]["sem_seg"].float().cpu()
         labels = sem_seg.argmax(0)
         confidence = self.scores_to_confidence(sem_seg).gather(0, labels[None])[0]
-        return {"sem_seg": sem_seg, "labels": labels, "confidence": confidence, "classes": self.classes}
+        return {"sem_seg": sem_seg, "labels": labels, "confidence": confidence, "classes": self.classes,
+                "synthesised_classes": self.synthesised_classes}

@@ -9,8 +9,6 @@ import torch
 from detectron2.modeling import build_model
 
 from zegcag_testing import make_cfg, tiny_cagnet_opts
-from zegcag.modeling import Vocabulary
-from zegcag_testing import REPO
 
 SYNTHETIC = "configs/cagnet_synthetic.yaml"
 
@@ -180,13 +178,6 @@ def test_training_on_unseen_classes_is_a_clear_error(tiny_benchmark):
 def test_discriminator_without_generator_is_a_clear_error(tiny_benchmark):
     with pytest.raises(ValueError, match="DISCRIMINATOR needs MODEL.CAGNET.GENERATOR"):
         build(tiny_benchmark, SYNTHETIC, "MODEL.CAGNET.GENERATOR", "False")
-
-
-def test_vocabulary_is_fixed_by_the_classifier(tiny_benchmark):
-    model = build(tiny_benchmark)
-    model.set_vocabulary(model.vocabulary)  # the training vocabulary is fine
-    with pytest.raises(ValueError, match="needs a finetuned classifier"):
-        model.set_vocabulary(Vocabulary.unseen_only(["cat", "dog"]))
 
 
 def test_voc_config_builds_a_dilated_resnet101_at_output_stride_8(tiny_benchmark):

@@ -8,6 +8,7 @@ from .losses import LossSettings
 from .meta_arch import CaGNet, StepOutputs
 from .pixelcnn import MaskedConv2d, PixelCNN
 from .self_training import PSEUDO_LABEL_RULES, pseudo_label
+from .vocabulary_classifier import VocabularyClassifiers, VocabularyFitSettings
 
 __all__ = [
     "CaGNet",
@@ -22,5 +23,7 @@ __all__ = [
     "PSEUDO_LABEL_RULES",
     "PixelCNN",
     "StepOutputs",
+    "VocabularyClassifiers",
+    "VocabularyFitSettings",
     "pseudo_label",
 ]

@@ -36,6 +36,7 @@ from .generator import Generator
 from .losses import LossSettings, classification_loss, discriminator_adv_loss, generator_adv_loss, kl_loss
 from .pixelcnn import PixelCNN, extract_label_patches
 from .self_training import check_pseudo_label_rule, pseudo_label
+from .vocabulary_classifier import VocabularyClassifiers, VocabularyFitSettings
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class CaGNet(ZeroShotSegmentor):
         pseudo_label_rule: str,
         pseudo_label_fraction: float,
         pixelcnn_batch_size: int,
+        vocab_fit: VocabularyFitSettings,
         calibration_gamma: float,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
@@ -117,6 +119,9 @@ class CaGNet(ZeroShotSegmentor):
         check_pseudo_label_rule(pseudo_label_rule, pseudo_label_fraction)
         self.pseudo_label_rule, self.pseudo_label_fraction = pseudo_label_rule, pseudo_label_fraction
         self.pixelcnn_batch_size = pixelcnn_batch_size
+        # the vocabulary C was trained on; others get classifiers fitted on G's features (not in the state dict)
+        self.training_class_names = tuple(vocabulary.class_names)
+        self.vocabulary_classifiers = VocabularyClassifiers(vocab_fit)
         self.set_vocabulary(vocabulary)
 
     @classmethod
@@ -180,27 +185,48 @@ class CaGNet(ZeroShotSegmentor):
             "pseudo_label_rule": m.CAGNET.ST.RULE,
             "pseudo_label_fraction": m.CAGNET.ST.FRACTION,
             "pixelcnn_batch_size": m.CAGNET.PIXELCNN.BATCH_SIZE,
+            "vocab_fit": VocabularyFitSettings.from_config(cfg),
             "calibration_gamma": m.CAGNET.CALIBRATION_GAMMA,
             "pixel_mean": m.PIXEL_MEAN,
             "pixel_std": m.PIXEL_STD,
         }
 
     def set_vocabulary(self, vocabulary: Vocabulary) -> None:
-        """Embed the class names. The classifier has one output per training-time class, so only the
-        training vocabulary (same names, same order) is accepted: new classes need finetuning."""
+        """Embed the class names. The training vocabulary (the first one set: same names, same order) uses
+        the trained classifier; any other gets one fitted on G's features of its classes (cached per
+        vocabulary, see vocabulary_classifier.py), and ``synthesised_classes`` names them."""
         names = tuple(vocabulary.class_names)
-        known = getattr(self, "vocabulary", None)
-        if len(names) != self.classifier.num_classes or (known is not None and names != known.class_names):
-            raise ValueError(f"CaGNet's classifier scores its {self.classifier.num_classes} training classes; "
-                             f"a different vocabulary ({len(names)} classes) needs a finetuned classifier")
+        training = self.training_class_names
+        if names == training and len(names) != self.classifier.num_classes:
+            raise ValueError(f"the training vocabulary has {len(names)} classes but the classifier scores "
+                             f"{self.classifier.num_classes}")
+        if names != training and self.generator is None:
+            raise ValueError(f"this CaGNet has no generator (MODEL.CAGNET.GENERATOR False): its classifier scores "
+                             f"only its {len(training)} training classes, and a new vocabulary ({len(names)} "
+                             "classes) needs the generator to synthesise a classifier")
         embeddings = self.class_embedder(names).to(self.device)
         expected = self.generator.embed_dim if self.generator is not None else embeddings.shape[1]
         if embeddings.shape[1] != expected:
             raise ValueError(f"class embeddings are {embeddings.shape[1]}-d but the generator was built for "
                              f"{expected}-d ones (MODEL.CAGNET.EMBED_DIM)")
+        if names != training:  # fitted before any state changes, so a failure leaves the model as it was
+            self.vocabulary_classifiers.get(names, self.generator, self.classifier, embeddings)
         self.vocabulary = vocabulary
+        self.synthesised_classes = () if names == training else names
         self.register_buffer("class_embeddings", embeddings, False)
         self.register_buffer("seen_mask", vocabulary.seen_mask().to(self.device), False)
+
+    def vocabulary_classifier(self) -> FeatureClassifier:
+        """C for the current vocabulary: the trained one, or the one fitted for it (not a submodule)."""
+        if not self.synthesised_classes:
+            return self.classifier
+        return self.vocabulary_classifiers.lookup(self.vocabulary.class_names).to(self.device)
+
+    def _check_training_vocabulary(self) -> None:
+        if self.synthesised_classes:
+            raise RuntimeError("CaGNet trains on its training vocabulary, but another one is set "
+                               f"({len(self.synthesised_classes)} classes): call set_vocabulary with the training "
+                               "classes first")
 
     @property
     def can_finetune(self) -> bool:
@@ -245,6 +271,7 @@ class CaGNet(ZeroShotSegmentor):
     # ---- training step ------------------------------------------------------------------------
     def forward_train(self, batched_inputs: list[dict], self_training: bool = False) -> StepOutputs:
         """Real features of a batch and G's features for the same (downsampled) labels and latent codes."""
+        self._check_training_vocabulary()
         images = self.preprocess(batched_inputs).tensor
         targets = [x["sem_seg"].to(self.device) for x in batched_inputs]
         targets = ImageList.from_tensors(targets, self.backbone.size_divisibility, self.ignore_label).tensor
@@ -277,6 +304,7 @@ class CaGNet(ZeroShotSegmentor):
     # ---- finetuning step ----------------------------------------------------------------------
     def forward_finetune(self, num_maps: int) -> StepOutputs:
         """G's features for ``num_maps`` fake label maps of seen and unseen classes; z ~ N(0, 1) per pixel or patch."""
+        self._check_training_vocabulary()
         if self.generator is None or self.fake_label_sampler is None:
             raise RuntimeError("this CaGNet has no generator (MODEL.CAGNET.GENERATOR False): it cannot finetune")
         labels, loss_labels = self.fake_label_sampler.sample(num_maps, self.pixelcnn, self.class_embeddings)
@@ -339,4 +367,4 @@ class CaGNet(ZeroShotSegmentor):
     def inference(self, batched_inputs: list[dict]) -> list[dict]:
         images = self.preprocess(batched_inputs)
         x, _ = self.contextual(self.encode(images.tensor), sample=False)
-        return self.dense_results(self.classifier(x), images, batched_inputs)
+        return self.dense_results(self.vocabulary_classifier()(x), images, batched_inputs)
