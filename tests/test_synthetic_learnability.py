@@ -1,8 +1,10 @@
-"""End to end (slow, `make test-slow`): SPNet learns zero-shot on the built-in synthetic benchmark.
+"""End to end (slow, `make test-slow`): SPNet trains and evaluates on the built-in synthetic benchmark.
 
 Trains configs/spnet_synthetic.yaml as the quick start does (600 iterations, several CPU minutes) and checks
-the acceptance bounds: seen classes are learnt, and unseen mIoU beats three times the chance level of a
-uniform random prediction. The README table holds the exact numbers of this run.
+that the seen classes are learnt and that calibrated unseen mIoU beats three times the uniform chance level.
+That bound is met by detecting "not a seen class" alone; whether the model tells the unseen classes apart is
+the ZSL accuracy, reported but not asserted here: it is near chance at the end of training for now
+(benchmarks/synthetic_transfer.md). The README table holds the exact numbers of this run.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from zegcag_testing import REPO, load_script
 pytestmark = pytest.mark.slow
 
 
-def test_spnet_transfers_to_unseen_classes(tmp_path):
+def test_spnet_learns_seen_classes_and_finds_unseen_objects(tmp_path):
     from zegcag.data.datasets import datasets_root
     from zegcag.data.synthetic import ensure_synthetic_benchmark
 
@@ -31,3 +33,4 @@ def test_spnet_transfers_to_unseen_classes(tmp_path):
     assert metrics["seen_mIoU"] > 60
     assert metrics["unseen_mIoU"] > 3 * chance
     assert json.loads((out / "calibration.json").read_text())["gamma"] > 0
+    assert 0 <= metrics["unseen_zsl_pAcc"] <= 100  # score maps reach the evaluator

@@ -62,6 +62,9 @@ def chance_rows(seed: int, unseen_names: list[str] | None) -> dict[str, dict]:
     share p and prediction share q: IoU = pq / (p + q - pq).
     "mask": background is predicted perfectly and every object pixel gets a uniformly random object class
     (q = object share / K_obj for object classes, p·1/K_obj of them correct).
+    "novelty": every seen pixel is right and every unseen pixel gets a uniformly random *unseen* class: what a
+    calibrated model reaches with perfect "not a seen class" detection and no transfer at all.
+    Each predictor picks among the unseen classes at random, so its ZSL accuracy is 100 / U.
     """
     from detectron2.data import DatasetCatalog
 
@@ -82,21 +85,25 @@ def chance_rows(seed: int, unseen_names: list[str] | None) -> dict[str, dict]:
     q_mask, tp_mask = p.copy(), p.copy()
     q_mask[objects] = p[objects].sum() / len(objects)
     tp_mask[objects] = p[objects] / len(objects)
+    unseen_ids = list(split.unseen)
+    q_novel, tp_novel = p.copy(), p.copy()
+    q_novel[unseen_ids] = p[unseen_ids].sum() / len(unseen_ids)
+    tp_novel[unseen_ids] = p[unseen_ids] / len(unseen_ids)
     rows = {}
-    for kind, q, tp in (("uniform", q_uniform, tp_uniform), ("mask", q_mask, tp_mask)):
+    for kind, q, tp in (("uniform", q_uniform, tp_uniform), ("mask", q_mask, tp_mask), ("novelty", q_novel, tp_novel)):
         iou = 100 * tp / (p + q - tp)
         seen, unseen = iou[list(split.seen)].mean(), iou[list(split.unseen)].mean()
         rows[kind] = {"seen_mIoU": seen, "unseen_mIoU": unseen, "hIoU": 2 * seen * unseen / (seen + unseen),
-                      "mIoU": iou.mean(), "pAcc": 100 * tp.sum()}
+                      "mIoU": iou.mean(), "pAcc": 100 * tp.sum(), "unseen_zsl_mAcc": 100 / len(unseen_ids)}
     return rows
 
 
 def format_table(rows: list[tuple[str, dict]]) -> str:
     fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
-    lines = ["| run | seen mIoU | unseen mIoU | hIoU | mIoU | pAcc |", "|---|---|---|---|---|---|"]
+    keys = ("seen_mIoU", "unseen_mIoU", "hIoU", "mIoU", "pAcc", "unseen_zsl_mAcc")
+    lines = ["| run | seen mIoU | unseen mIoU | hIoU | mIoU | pAcc | unseen ZSL acc |", "|---|---|---|---|---|---|---|"]
     for name, m in rows:
-        lines.append(f"| {name} | " + " | ".join(fmt(m.get(k)) for k in ("seen_mIoU", "unseen_mIoU", "hIoU", "mIoU", "pAcc"))
-                     + " |")
+        lines.append(f"| {name} | " + " | ".join(fmt(m.get(k)) for k in keys) + " |")
     return "\n".join(lines)
 
 
@@ -130,6 +137,7 @@ def main() -> None:
         chance = chance_rows(seed, unseen)
         rows.append((f"chance: uniform over the 21 classes, {label}", chance["uniform"]))
         rows.append((f"chance: perfect object masks, random object class, {label}", chance["mask"]))
+        rows.append((f"no transfer: perfect seen/unseen detection, random unseen class, {label}", chance["novelty"]))
     for name in args.rows:
         rows.append((ROWS[name][0], run_row(name, Path(args.output_root), args.reuse)))
     table = format_table(rows)
