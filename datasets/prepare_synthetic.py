@@ -3,6 +3,7 @@
 
     python datasets/prepare_synthetic.py                      # $DETECTRON2_DATASETS/zs3_synthetic
     python datasets/prepare_synthetic.py --seed 1             # .../zs3_synthetic_s1 (other scenes)
+    python datasets/prepare_synthetic.py --classes coco       # .../zs3_synthetic_coco (171 COCO-Stuff classes)
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="datasets root; writes <root>/zs3_synthetic[_s<seed>] (default: $DETECTRON2_DATASETS or ./datasets)",
     )
     ap.add_argument("--seed", type=int, default=0, help="scene seed (layouts, classes, per-instance noise)")
+    ap.add_argument("--classes", choices=("voc", "coco"), default="voc",
+                    help="class set: the 20 VOC classes (zs3_synthetic) or the 171 COCO-Stuff ones (zs3_synthetic_coco)")
     ap.add_argument("--appearance-seed", type=int, default=0, help="seed of the random map W and the texture tiles")
     ap.add_argument("--image-size", type=int, default=None, help="image side in pixels (default 64)")
     ap.add_argument("--num-train", type=int, default=None, help="training images (default 3000)")
@@ -47,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         if value is not None
     }
-    cfg = replace(SyntheticBenchmarkConfig(seed=args.seed, appearance_seed=args.appearance_seed), **overrides)
+    split_name = {"voc": "synthetic", "coco": "synthetic_coco"}[args.classes]
+    cfg = replace(SyntheticBenchmarkConfig(seed=args.seed, appearance_seed=args.appearance_seed, split_name=split_name),
+                  **overrides)
     try:
         folder = generate_benchmark(args.output_root, cfg, overwrite=args.overwrite)
     except FileExistsError as err:

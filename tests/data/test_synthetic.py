@@ -43,6 +43,25 @@ def _appearance_and_tiles(cfg: SyntheticBenchmarkConfig) -> tuple[np.ndarray, np
 def test_folder_names():
     assert synthetic_folder_name(0) == "zs3_synthetic"
     assert synthetic_folder_name(3) == "zs3_synthetic_s3"
+    assert synthetic_folder_name(0, "synthetic_coco") == "zs3_synthetic_coco"
+    with pytest.raises(ValueError, match="unknown synthetic class set 'voc'"):
+        synthetic_folder_name(0, "voc")
+
+
+def test_coco_class_set_uses_the_models_embeddings_and_all_172_labels(tmp_path):
+    from zegcag.embeddings.word_vectors import Word2VecFastTextEmbedder
+
+    split = load_split("synthetic_coco")
+    assert split.num_classes == 172 and len(split.unseen) == 15 and 0 not in split.unseen
+    emb = object_class_embeddings(split)
+    model_emb = Word2VecFastTextEmbedder()(list(split.class_names))
+    assert emb.shape == (171, 600) and np.allclose(emb, model_emb[1:].double().numpy(), atol=1e-6)
+    cfg = dataclasses.replace(TINY, split_name="synthetic_coco", num_train=20)
+    folder = generate_benchmark(tmp_path, cfg)
+    assert folder.name == "zs3_synthetic_coco"
+    labels = np.concatenate([np.asarray(Image.open(p)).ravel() for p in sorted((folder / "labels/train").glob("*.png"))])
+    assert labels.max() < 172 and len(np.unique(labels)) > 21  # object ids beyond the VOC range occur
+    assert json.loads((folder / "meta.json").read_text())["classes"] == list(split.class_names)
 
 
 def test_same_config_gives_byte_identical_files(tmp_path):

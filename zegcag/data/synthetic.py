@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from .datasets.register_synthetic import synthetic_folder_name
 from .datasets.splits import ZS3Split, load_split
 
 logger = logging.getLogger(__name__)
@@ -86,10 +87,6 @@ class SyntheticBenchmarkConfig:
         return json.loads(json.dumps(asdict(self)))
 
 
-def synthetic_folder_name(seed: int) -> str:
-    return "zs3_synthetic" if seed == 0 else f"zs3_synthetic_s{seed}"
-
-
 def _l2(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
@@ -97,8 +94,13 @@ def _l2(x: np.ndarray) -> np.ndarray:
 def object_class_embeddings(split: ZS3Split, vectors_dir: Path = VECTORS_DIR) -> np.ndarray:
     """w2v+ft embeddings of the split's object classes 1..K -> (K, 600), unit rows.
 
-    Read straight from the shipped VOC vectors (row i = VOC class i) after checking the names match.
+    The VOC class set is read straight from the shipped VOC vectors (row i = VOC class i) after checking the
+    names match; other class sets (``synthetic_coco``) by name, through the w2v+ft class embedder the models use.
     """
+    if split.name != "synthetic":
+        from ..embeddings.word_vectors import Word2VecFastTextEmbedder
+
+        return Word2VecFastTextEmbedder()(list(split.class_names[1:])).double().numpy()
     meta = json.loads((vectors_dir / "meta.json").read_text())
     vec_names = {int(i): str(n) for i, n in meta["labels"]}
     for i, name in enumerate(split.class_names[1:], start=1):
@@ -240,7 +242,7 @@ def generate_benchmark(root: Path, cfg: SyntheticBenchmarkConfig | None = None, 
     """
     cfg = cfg or SyntheticBenchmarkConfig()
     split = load_split(cfg.split_name)
-    folder = Path(root) / synthetic_folder_name(cfg.seed)
+    folder = Path(root) / synthetic_folder_name(cfg.seed, cfg.split_name)
     if folder.exists():
         meta = _read_meta(folder)
         if _holds(meta, cfg):
@@ -271,7 +273,7 @@ def generate_benchmark(root: Path, cfg: SyntheticBenchmarkConfig | None = None, 
         "classes": list(split.class_names),
         "background": 0,
         "ignore_label": split.ignore_label,
-        "embeddings": "word2vec+fasttext (voc12 rows 1..20), each half L2-normalised, concatenated, renormalised",
+        "embeddings": "word2vec+fasttext of classes 1..K, each half L2-normalised, concatenated, renormalised",
         "counts": cfg.counts(),
         "pixel_fraction": dict(zip(split.class_names, np.round(pixel_counts / max(pixel_counts.sum(), 1), 6).tolist())),
         "layout": "images/<subset>/<i:05d>.png (RGB), labels/<subset>/<i:05d>.png (uint8 class ids, all classes)",
@@ -292,10 +294,11 @@ def generate_benchmark(root: Path, cfg: SyntheticBenchmarkConfig | None = None, 
     return folder
 
 
-def ensure_synthetic_benchmark(root: Path | None = None, seed: int = 0) -> Path:
-    """The default benchmark for ``seed`` under ``root`` (default $DETECTRON2_DATASETS), generated if missing."""
+def ensure_synthetic_benchmark(root: Path | None = None, seed: int = 0, split_name: str = "synthetic") -> Path:
+    """The default benchmark for ``seed`` and class set ``split_name`` under ``root`` (default
+    $DETECTRON2_DATASETS), generated if missing."""
     if root is None:
         from .datasets.register_zs3_sem_seg import datasets_root
 
         root = datasets_root()
-    return generate_benchmark(Path(root), SyntheticBenchmarkConfig(seed=seed))
+    return generate_benchmark(Path(root), SyntheticBenchmarkConfig(seed=seed, split_name=split_name))
