@@ -6,8 +6,9 @@ vocabulary, gives that vocabulary its own classifier: draw features of its K' cl
 mode, no dropout), keep C's trained first layer (the trunk, trained on real and generated features)
 frozen, and fit a fresh K'-way 1x1 head on top with Adam. The result is a FeatureClassifier like the
 trained one, so inference is unchanged. Finetuning a copy of the trunk too (``train_trunk``) was no
-better on the weights and the feature-level simulation tried so far, and is slower, hence off by default. Patch-wise models (k x k trunk) get pure single-class k x k
-patches with one z per patch, as in the finetuning step; only the patch centre is classified.
+better on the weights and the feature-level simulation tried so far, and is slower, hence off by default.
+Patch-wise models (k x k trunk) get pure single-class k x k patches with one z per patch, as in the
+finetuning step; only the patch centre is classified.
 
 Shapes: K' vocabulary classes, D class-embedding dim, C feature dim, H trunk width, N generated features.
 """
