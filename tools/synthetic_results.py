@@ -23,39 +23,44 @@ REPO = Path(__file__).resolve().parent.parent
 SPLIT_B = "['bicycle', 'bottle', 'cat', 'dining table', 'horse']"
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
-# row name -> (description, config, scene seed, extra KEY VALUE overrides)
+# row name -> (description, config, scene seed, extra KEY VALUE overrides, class set)
 ROWS = {
-    "spnet": ("SPNet, zero-shot", "configs/spnet_synthetic.yaml", 0, []),
+    "spnet": ("SPNet, zero-shot", "configs/spnet_synthetic.yaml", 0, [], "synthetic"),
     "spnet_split_b": ("SPNet, zero-shot, scene seed 1, unseen = bicycle, bottle, cat, dining table, horse",
-                      "configs/spnet_synthetic.yaml", 1, ["DATASETS.ZS3.UNSEEN_CLASSES", SPLIT_B]),
+                      "configs/spnet_synthetic.yaml", 1, ["DATASETS.ZS3.UNSEEN_CLASSES", SPLIT_B], "synthetic"),
     "spnet_supervised": ("SPNet trained on all classes (supervised upper bound)", "configs/spnet_synthetic.yaml", 0,
-                         ["DATASETS.ZS3.TRAIN_ON_ALL_CLASSES", "True"]),
+                         ["DATASETS.ZS3.TRAIN_ON_ALL_CLASSES", "True"], "synthetic"),
+    "spnet_coco": ("SPNet, zero-shot, COCO-Stuff classes (157 seen / 15 unseen, 2000 iterations)",
+                   "configs/spnet_synthetic_coco.yaml", 0, [], "synthetic_coco"),
 }
+# chance rows: (scene seed, unseen names or None for the split's own, label, class set)
+CHANCE_SETS = ((0, None, "default split", "synthetic"), (1, SPLIT_B, "scene seed 1, split B", "synthetic"),
+               (0, None, "COCO-Stuff classes", "synthetic_coco"))
 
 
-def dataset_names(seed: int) -> list[str]:
+def dataset_names(seed: int, class_set: str) -> list[str]:
     from zegcag.data.datasets import synthetic_folder_name
 
-    prefix = synthetic_folder_name(seed)
+    prefix = synthetic_folder_name(seed, class_set)
     return ["DATASETS.TRAIN", f"('{prefix}_train',)", "DATASETS.TEST", f"('{prefix}_val',)",
             "TEST.GZS3.CALIBRATION_DATASET", f"{prefix}_calib"]
 
 
 def run_row(name: str, output_root: Path, reuse: bool) -> dict:
-    _, config, seed, opts = ROWS[name]
+    _, config, seed, opts, class_set = ROWS[name]
     out = output_root / name
     if reuse and (out / "eval_results.json").is_file():
         print(f"reusing {out / 'eval_results.json'}", flush=True)
         return next(iter(json.loads((out / "eval_results.json").read_text()).values()))["sem_seg"]
     cmd = [sys.executable, str(REPO / "tools/train_net.py"), "--config-file", config, "--overwrite",
-           *dataset_names(seed), *opts, "OUTPUT_DIR", str(out)]
+           *dataset_names(seed, class_set), *opts, "OUTPUT_DIR", str(out)]
     print("$ " + " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=REPO)
     results = json.loads((out / "eval_results.json").read_text())
     return next(iter(results.values()))["sem_seg"]
 
 
-def chance_rows(seed: int, unseen_names: list[str] | None) -> dict[str, dict]:
+def chance_rows(seed: int, unseen_names: list[str] | None, class_set: str = "synthetic") -> dict[str, dict]:
     """Expected metrics of two chance predictors on the validation labels.
 
     "uniform": every pixel gets a class drawn uniformly among the K classes. For a class with ground-truth
@@ -71,11 +76,11 @@ def chance_rows(seed: int, unseen_names: list[str] | None) -> dict[str, dict]:
     from zegcag.data.datasets import load_split, synthetic_folder_name
     from zegcag.data.label_io import read_label
 
-    split = load_split("synthetic")
+    split = load_split(class_set)
     if unseen_names:
         split = split.with_unseen(unseen_names)
     counts = np.zeros(split.num_classes)
-    for d in DatasetCatalog.get(f"{synthetic_folder_name(seed)}_val"):
+    for d in DatasetCatalog.get(f"{synthetic_folder_name(seed, class_set)}_val"):
         label = read_label(d["sem_seg_file_name"])
         counts += np.bincount(label[label != split.ignore_label].ravel(), minlength=split.num_classes)[: split.num_classes]
     p = counts / counts.sum()
@@ -126,16 +131,17 @@ def main() -> None:
     args = parser.parse_args()
 
     import zegcag  # noqa: F401  registers the datasets
-    from zegcag.data.datasets import datasets_root
+    from zegcag.data.datasets import datasets_root, load_split
     from zegcag.data.synthetic import ensure_synthetic_benchmark
 
     start = time.time()
-    for seed in sorted({ROWS[r][2] for r in args.rows}):
-        ensure_synthetic_benchmark(datasets_root(), seed=seed)
+    for seed, class_set in sorted({(ROWS[r][2], ROWS[r][4]) for r in args.rows} | {(c[0], c[3]) for c in CHANCE_SETS}):
+        ensure_synthetic_benchmark(datasets_root(), seed=seed, split_name=class_set)
     rows = []
-    for seed, unseen, label in ((0, None, "default split"), (1, ast.literal_eval(SPLIT_B), "scene seed 1, split B")):
-        chance = chance_rows(seed, unseen)
-        rows.append((f"chance: uniform over the 21 classes, {label}", chance["uniform"]))
+    for seed, unseen, label, class_set in CHANCE_SETS:
+        chance = chance_rows(seed, unseen and ast.literal_eval(unseen), class_set)
+        num_classes = load_split(class_set).num_classes
+        rows.append((f"chance: uniform over the {num_classes} classes, {label}", chance["uniform"]))
         rows.append((f"chance: perfect object masks, random object class, {label}", chance["mask"]))
         rows.append((f"no transfer: perfect seen/unseen detection, random unseen class, {label}", chance["novelty"]))
     for name in args.rows:
