@@ -34,7 +34,8 @@ ROWS = {
                    "configs/spnet_synthetic_coco.yaml", 0, [], "synthetic_coco"),
 }
 # chance rows: (scene seed, unseen names or None for the split's own, label, class set)
-CHANCE_SETS = ((0, None, "default split", "synthetic"), (1, SPLIT_B, "scene seed 1, split B", "synthetic"),
+CHANCE_SETS = ((0, None, "default split", "synthetic"),
+               (1, ast.literal_eval(SPLIT_B), "scene seed 1, split B", "synthetic"),
                (0, None, "COCO-Stuff classes", "synthetic_coco"))
 
 
@@ -139,7 +140,7 @@ def main() -> None:
         ensure_synthetic_benchmark(datasets_root(), seed=seed, split_name=class_set)
     rows = []
     for seed, unseen, label, class_set in CHANCE_SETS:
-        chance = chance_rows(seed, unseen and ast.literal_eval(unseen), class_set)
+        chance = chance_rows(seed, unseen, class_set)
         num_classes = load_split(class_set).num_classes
         rows.append((f"chance: uniform over the {num_classes} classes, {label}", chance["uniform"]))
         rows.append((f"chance: perfect object masks, random object class, {label}", chance["mask"]))

@@ -182,12 +182,12 @@ def test_zsl_confusion_counts_argmax_over_unseen_classes_only():
 
     gt = np.array([[0, 2, 2], [3, 3, 255]])
     scores = np.zeros((4, 2, 3))
-    scores[1] = 10.0  # a seen class wins the full argmax everywhere: ignored by the ZSL restriction
+    scores[1] = 10.0  # a seen class wins the full argmax everywhere; only the unseen channels are passed
     scores[2, 0, 1] = 1.0  # gt 2 -> 2 (right)
     scores[3, 0, 2] = 1.0  # gt 2 -> 3 (wrong)
     scores[3, 1, 0] = 1.0  # gt 3 -> 3 (right)
     scores[2, 1, 1] = 1.0  # gt 3 -> 2 (wrong)
-    conf = zsl_confusion(scores, gt, [2, 3])
+    conf = zsl_confusion(scores[[2, 3]], gt, [2, 3])
     assert conf.tolist() == [[1, 1], [1, 1]]
     m = zsl_metrics(np.array([[3, 1], [0, 0]]))
     assert m["unseen_zsl_pAcc"] == 75.0 and m["unseen_zsl_mAcc"] == 75.0  # class 3 absent: not averaged

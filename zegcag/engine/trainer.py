@@ -82,8 +82,8 @@ def parameter_summary(model: torch.nn.Module) -> str:
     """"<Name>: N parameters (T trainable); child: n, ..." for the log (official counts are quoted against it)."""
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    parts = ", ".join(f"{name} {sum(p.numel() for p in child.parameters()):,}" for name, child in model.named_children()
-                      if any(True for _ in child.parameters()))
+    children = {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
+    parts = ", ".join(f"{name} {count:,}" for name, count in children.items() if count)
     return f"{type(model).__name__}: {total:,} parameters ({trainable:,} trainable); {parts}"
 
 

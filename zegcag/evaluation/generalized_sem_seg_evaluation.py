@@ -138,15 +138,16 @@ class SegmentationCounts:
         return res
 
 
-def zsl_confusion(scores: np.ndarray, gt: np.ndarray, unseen: Sequence[int]) -> np.ndarray:
-    """Calibration-free transfer: ``scores: (K, H, W)`` restricted to the unseen classes, arg-maxed on the
-    pixels whose ground truth ``gt: (H, W)`` is unseen -> (U, U) confusion (rows: ground truth)."""
+def zsl_confusion(unseen_scores: np.ndarray, gt: np.ndarray, unseen: Sequence[int]) -> np.ndarray:
+    """Calibration-free transfer: ``unseen_scores: (U, H, W)``, the score maps of the classes ``unseen`` (in that
+    order), arg-maxed on the pixels whose ground truth ``gt: (H, W)`` is unseen -> (U, U) confusion (rows:
+    ground truth)."""
     unseen = np.asarray(unseen, dtype=np.int64)
     lookup = np.full(max(int(gt.max(initial=0)), int(unseen.max())) + 1, -1, dtype=np.int64)
     lookup[unseen] = np.arange(len(unseen))
     gt_index = lookup[gt]  # -1: not an unseen class (seen, ignore)
     mask = gt_index >= 0
-    pred_index = scores[unseen][:, mask].argmax(axis=0)
+    pred_index = unseen_scores[:, mask].argmax(axis=0)
     u = len(unseen)
     return np.bincount(gt_index[mask] * u + pred_index, minlength=u * u).reshape(u, u)
 
@@ -261,8 +262,8 @@ class GeneralizedSemSegEvaluator(DatasetEvaluator):
                 raise ValueError(f"{gt_file}: {e}") from None
             self._counts.add(image)
             if sem_seg.dim() == 3 and sem_seg.shape[0] == self._num_classes and self._unseen:
-                scores = sem_seg.to("cpu").float().numpy()
-                self._counts.add_zsl(zsl_confusion(scores, gt, self._unseen))
+                unseen_scores = sem_seg[self._unseen].to("cpu").float().numpy()  # U channels, not all K
+                self._counts.add_zsl(zsl_confusion(unseen_scores, gt, self._unseen))
             if self._write_predictions:
                 self._save_prediction(pred, gt_file)
 
