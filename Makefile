@@ -31,8 +31,11 @@ bench: setup
 	$(TEST_ENV) $(PY) tools/benchmark_evaluator.py --workers 2
 	$(TEST_ENV) $(PY) tools/benchmark_demo.py
 
+# runs side by side in `make results` (one thread each)
+RESULTS_JOBS ?= 2
+
 results: setup
-	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(PY) tools/synthetic_results.py
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(PY) tools/synthetic_results.py --jobs $(RESULTS_JOBS)
 
 demo-picture: setup
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(PY) tools/make_demo_picture.py --overwrite

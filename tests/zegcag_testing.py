@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,8 +13,10 @@ TEST_DATASET = "zs3_test"
 def load_script(relative_path: str) -> ModuleType:
     """Import a script of the repo (tools/*.py, demo/demo.py) as a module, to call its functions in-process."""
     path = REPO / relative_path
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+    name = f"zegcag_script_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the script runs
     spec.loader.exec_module(module)
     return module
 

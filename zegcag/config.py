@@ -148,6 +148,8 @@ def add_zegcag_config(cfg: CN) -> None:
     cfg.MODEL.CAGNET.CLASSIFIER_HIDDEN = 1024
     # Dropout after the shared first layer.
     cfg.MODEL.CAGNET.CLASSIFIER_DROPOUT = 0.5
+    # Std of the Gaussian initial weights of C's two layers (official code: 0.01); 0: PyTorch's default init.
+    cfg.MODEL.CAGNET.CLASSIFIER_INIT_STD = 0.01
     # 1: pixel-wise CaGNet; k > 1 (odd): patch-wise, kxk classifier first layer and PixelCNN-sampled kxk label patches.
     cfg.MODEL.CAGNET.PATCH_SIZE = 1
     # Adversarial loss: "lsgan" (paper: squared distance) or "l1" (official code: L1 after a sigmoid).

@@ -89,6 +89,18 @@ def test_classifier_and_discriminator_share_the_first_layer():
         FeatureClassifier(8, 16, 21, kernel_size=2)
 
 
+def test_classifier_init_std():
+    torch.manual_seed(0)
+    official = FeatureClassifier(64, 256, 21, init_std=0.01)
+    default = FeatureClassifier(64, 256, 21, init_std=0.0)  # PyTorch's init: U(+-1/sqrt(fan_in)), biases too
+    for layer in (official.trunk[0], official.head):
+        assert layer.weight.std().item() == pytest.approx(0.01, rel=0.1)
+        assert not layer.bias.any()
+    assert default.trunk[0].weight.std().item() == pytest.approx(1 / math.sqrt(3 * 64), rel=0.1)
+    assert default.head.weight.std().item() == pytest.approx(1 / math.sqrt(3 * 256), rel=0.1)
+    assert default.head.bias.abs().max().item() > 0
+
+
 def test_kl_on_hand_made_inputs():
     mask = torch.tensor([[[True, False]]])  # (1, 1, 2)
     mu = torch.zeros(1, 2, 1, 2)

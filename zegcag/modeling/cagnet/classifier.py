@@ -13,11 +13,12 @@ from torch import nn
 
 class FeatureClassifier(nn.Module):
     def __init__(self, feature_dim: int, hidden: int, num_classes: int, kernel_size: int = 1,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, init_std: float = 0.01) -> None:
         """
         Args:
             kernel_size: first-layer kernel (odd): 1 pixel-wise, the patch size patch-wise.
             dropout: after the shared first layer (it applies to the discriminator too).
+            init_std: std of the Gaussian initial weights (official code 0.01); 0 keeps PyTorch's default init.
         """
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
@@ -29,9 +30,10 @@ class FeatureClassifier(nn.Module):
         )
         self.head = nn.Conv2d(hidden, num_classes, 1)
         self.num_classes, self.kernel_size = num_classes, kernel_size
-        for m in (self.trunk[0], self.head):
-            nn.init.normal_(m.weight, std=0.01)
-            nn.init.zeros_(m.bias)
+        if init_std > 0:
+            for m in (self.trunk[0], self.head):
+                nn.init.normal_(m.weight, std=init_std)
+                nn.init.zeros_(m.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(features))
