@@ -54,6 +54,9 @@ def add_zegcag_config(cfg: CN) -> None:
     cfg.MODEL.SPNET.ASPP_DILATIONS = []
     # Calibration gamma subtracted from seen-class scores at inference (0 = off).
     cfg.MODEL.SPNET.CALIBRATION_GAMMA = 0.0
+    # Cross-entropy on the feature grid against nearest-downsampled labels instead of on scores upsampled to the
+    # input size: about half the CPU step time with 157 seen classes (the DeepLab / CaGNet code's way).
+    cfg.MODEL.SPNET.LOSS_AT_FEATURE_RESOLUTION = False
 
     # ---- ZegFormer ------------------------------------------------------------------------
     cfg.MODEL.ZEGFORMER = CN()

@@ -73,3 +73,22 @@ def test_folded_projection_equals_explicit_product():
     x, proj = torch.randn(2, 8, 9, 9), torch.randn(5, 20)
     explicit = torch.einsum("bdhw,kd->bkhw", aspp(x), proj)
     assert torch.allclose(aspp(x, proj), explicit, atol=1e-5)
+
+
+def test_loss_at_feature_resolution(tiny_benchmark):
+    torch.manual_seed(0)
+    model = build_model(make_cfg("configs/spnet_synthetic.yaml", *TINY_SPNET_OPTS,
+                                 "MODEL.SPNET.LOSS_AT_FEATURE_RESOLUTION", "True")).eval()
+    images = torch.randn(2, 3, 32, 40)
+    targets = torch.randint(0, 16, (2, 32, 40))
+    targets[:, :4] = 255
+    seen_ids = model.seen_mask.nonzero().squeeze(1)
+    with torch.no_grad():
+        scores = model.class_scores(images, seen_ids)  # (2, S, h, w)
+        stride = images.shape[-1] // scores.shape[-1]
+        assert stride > 1 and scores.shape[-2:] == (32 // stride, 40 // stride)
+        expected = torch.nn.functional.cross_entropy(
+            scores, model.train_label_map[targets[:, ::stride, ::stride]], ignore_index=model.ignore_label)
+        assert model.losses(images, targets)["loss_ce"].item() == pytest.approx(expected.item(), rel=1e-5)
+        model.loss_at_feature_resolution = False
+        assert model.losses(images, targets)["loss_ce"].item() != pytest.approx(expected.item(), rel=1e-3)

@@ -24,6 +24,11 @@ def calibrate_scores(scores: torch.Tensor, seen: torch.Tensor, gamma: float) -> 
     return scores - gamma * seen.to(device=scores.device, dtype=scores.dtype)[:, None, None]
 
 
+def downsample_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``labels: (B, H, W)`` class ids -> ``(B, h, w)`` by nearest neighbour (ids are never averaged)."""
+    return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
+
+
 class ZeroShotSegmentor(nn.Module):
     """Base of SPNet, ZegFormer and CaGNet. Subclasses set ``self.seen_mask`` (K,) in ``set_vocabulary``."""
 

@@ -19,7 +19,7 @@ from ...data.protocol import resolve_split, training_classes
 from ...embeddings import ClassEmbedder, build_class_embedder
 from ..aspp_sum import SummedASPP
 from ..vocabulary import Vocabulary
-from ..zero_shot_segmentor import ZeroShotSegmentor
+from ..zero_shot_segmentor import ZeroShotSegmentor, downsample_labels
 
 
 @META_ARCH_REGISTRY.register()
@@ -37,6 +37,7 @@ class SPNet(ZeroShotSegmentor):
         calibration_gamma: float,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
+        loss_at_feature_resolution: bool = False,
     ) -> None:
         """
         Args:
@@ -46,6 +47,8 @@ class SPNet(ZeroShotSegmentor):
             vocabulary: class names and which are seen; training uses the seen ones only, and
                 calibration lowers the seen ones.
             calibration_gamma: subtracted from seen-class scores at inference.
+            loss_at_feature_resolution: cross-entropy on the score map's grid against nearest-downsampled
+                labels, instead of on scores upsampled to the input size (cheaper with many classes).
         """
         super().__init__(pixel_mean=pixel_mean, pixel_std=pixel_std, calibration_gamma=calibration_gamma)
         self.backbone = backbone
@@ -53,6 +56,7 @@ class SPNet(ZeroShotSegmentor):
         self.class_embedder = class_embedder
         self.projection = SummedASPP(backbone.output_shape()[in_feature].channels, class_embedder.dim, aspp_dilations)
         self.ignore_label = ignore_label
+        self.loss_at_feature_resolution = loss_at_feature_resolution
         self.set_vocabulary(vocabulary)
 
     @classmethod
@@ -69,6 +73,7 @@ class SPNet(ZeroShotSegmentor):
             "calibration_gamma": cfg.MODEL.SPNET.CALIBRATION_GAMMA,
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
+            "loss_at_feature_resolution": cfg.MODEL.SPNET.LOSS_AT_FEATURE_RESOLUTION,
         }
 
     def set_vocabulary(self, vocabulary: Vocabulary) -> None:
@@ -100,7 +105,10 @@ class SPNet(ZeroShotSegmentor):
         """Cross-entropy over the seen classes; ``targets: (B, H, W)`` class ids, unseen already ignored."""
         seen_ids = self.seen_mask.nonzero().squeeze(1)
         scores = self.class_scores(images, seen_ids)
-        scores = F.interpolate(scores, size=targets.shape[-2:], mode="bilinear", align_corners=False)
+        if self.loss_at_feature_resolution:
+            targets = downsample_labels(targets, scores.shape[-2:])
+        else:
+            scores = F.interpolate(scores, size=targets.shape[-2:], mode="bilinear", align_corners=False)
         targets = self.train_label_map[targets]
         if (targets == self.ignore_label).all():  # e.g. a crop of unseen pixels only: mean over nothing is NaN
             return {"loss_ce": scores.sum() * 0.0}

@@ -21,13 +21,12 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.structures import ImageList
 from torch import nn
-from torch.nn import functional as F
 
 from ...data.protocol import resolve_split, training_classes
 from ...embeddings import ClassEmbedder, build_class_embedder
 from ..aspp_sum import SummedASPP
 from ..vocabulary import Vocabulary
-from ..zero_shot_segmentor import ZeroShotSegmentor
+from ..zero_shot_segmentor import ZeroShotSegmentor, downsample_labels
 from .classifier import FeatureClassifier
 from .contextual_module import ContextOutput, ContextualModule
 from .discriminator import Discriminator
@@ -278,7 +277,7 @@ class CaGNet(ZeroShotSegmentor):
         targets = ImageList.from_tensors(targets, self.backbone.size_divisibility, self.ignore_label).tensor
         features = self.encode(images)
         x, context = self.contextual(features)
-        gt = F.interpolate(targets[:, None].float(), size=x.shape[-2:], mode="nearest")[:, 0].long()
+        gt = downsample_labels(targets, x.shape[-2:])
         labels = self.pseudo_labels(features, gt) if self_training else gt
         fake = None
         if self.generator is not None:
