@@ -88,6 +88,10 @@ def add_zegcag_config(cfg: CN) -> None:
     cfg.MODEL.ZEGFORMER.ENFORCE_INPUT_PROJ = False
     # Losses on every decoder layer's predictions, not only the last.
     cfg.MODEL.ZEGFORMER.DEEP_SUPERVISION = True
+    # What the segment classifier projects into the class-embedding space: "query" (paper and official code: the
+    # decoder's query state) or "mask_pooled" (ours: TRANSFORMER_IN_FEATURE averaged under each query's predicted
+    # mask, the mask weights detached; a per-segment SPNet-style classifier that does not depend on query identity)
+    cfg.MODEL.ZEGFORMER.SEGMENT_EMBEDDING = "query"
     # Temperature tau of the segment classifier: logits = cosine similarity / tau (fixed).
     cfg.MODEL.ZEGFORMER.TEMPERATURE = 0.01
     # No-object score: "cosine" with a normalised learned embedding (paper) or "dot" unnormalised (official code).

@@ -8,7 +8,7 @@ import torch
 from detectron2.layers import ShapeSpec
 from torch.nn import functional as F
 
-from zegcag.modeling.zegformer.head import ZegFormerHead
+from zegcag.modeling.zegformer.head import ZegFormerHead, mask_pooled_features
 from zegcag.modeling.zegformer.pixel_decoder import FPNPixelDecoder
 from zegcag.modeling.zegformer.segment_classifier import SegmentClassifier
 from zegcag.modeling.zegformer.transformer_decoder import QueryTransformerDecoder, sine_position_encoding
@@ -108,3 +108,66 @@ def test_head_deep_supervision_only_in_training():
     evaluated = head.eval()(features(), classes)
     assert "aux_outputs" not in evaluated
     assert torch.allclose(evaluated["pred_masks"], out["pred_masks"], atol=1e-5)  # no dropout: same last layer
+
+
+def test_mask_pooled_features_average_under_each_mask():
+    feature = torch.zeros(1, 2, 4, 4)
+    feature[0, 0, :, :2] = 3.0  # channel 0: 3 on the left half
+    feature[0, 1] = torch.arange(16.0).view(4, 4)
+    masks = torch.full((1, 2, 4, 4), -50.0)  # sigmoid ~ 0
+    masks[0, 0, :, :2] = 50.0  # query 0: left half
+    masks[0, 1] = 50.0  # query 1: whole image
+    pooled = mask_pooled_features(masks, feature)
+    assert pooled.shape == (1, 2, 2)
+    left = torch.arange(16.0).view(4, 4)[:, :2].mean()
+    assert torch.allclose(pooled[0, 0], torch.tensor([3.0, left.item()]), atol=1e-4)
+    assert torch.allclose(pooled[0, 1], torch.tensor([1.5, 7.5]), atol=1e-4)
+    # leading layer dim, masks at twice the feature's resolution, and no gradient into the masks
+    masks = torch.randn(3, 2, 5, 8, 8, requires_grad=True)
+    feature = torch.randn(2, 6, 4, 4, requires_grad=True)
+    pooled = mask_pooled_features(masks, feature)
+    assert pooled.shape == (3, 2, 5, 6)
+    pooled.sum().backward()
+    assert masks.grad is None and feature.grad is not None
+
+
+def test_mask_pooled_classifier_takes_classes_from_pooled_and_no_object_from_query():
+    torch.manual_seed(0)
+    classes = F.normalize(torch.randn(4, 6), dim=-1)
+    queries, pooled = torch.randn(2, 3, 8), torch.randn(2, 3, 16)
+    classifier = SegmentClassifier(8, 6, temperature=0.05, no_object_similarity="cosine", pooled_dim=16)
+    logits = classifier(queries, classes, pooled)
+    assert logits.shape == (2, 3, 5)
+    by_pooled = F.normalize(classifier.pooled_projection(pooled), dim=-1) @ classes.T / 0.05
+    assert torch.allclose(logits[..., :4], by_pooled, atol=1e-5)
+    query_only = SegmentClassifier(8, 6, temperature=0.05, no_object_similarity="cosine")
+    query_only.load_state_dict(classifier.state_dict(), strict=False)
+    assert torch.allclose(logits[..., 4], query_only(queries, classes)[..., 4], atol=1e-5)
+    with pytest.raises(ValueError, match="mask_pooled"):
+        classifier(queries, classes)
+    with pytest.raises(ValueError, match="mask_pooled"):
+        query_only(queries, classes, pooled)
+
+
+def test_head_with_mask_pooled_segment_embedding():
+    kwargs = dict(
+        pixel_decoder=FPNPixelDecoder(SHAPES, conv_dim=32, mask_dim=10, norm=""),
+        transformer_decoder=QueryTransformerDecoder(16, hidden_dim=8, num_queries=5, nheads=2, dim_feedforward=12,
+                                                    dec_layers=2, dropout=0.0, pre_norm=False, enforce_input_proj=True),
+        transformer_in_feature="res4",
+        deep_supervision=True,
+    )
+    head = ZegFormerHead(segment_classifier=SegmentClassifier(8, 6, temperature=0.01, no_object_similarity="cosine",
+                                                              pooled_dim=16),
+                         segment_embedding="mask_pooled", **kwargs)
+    classes = F.normalize(torch.randn(4, 6), dim=-1)
+    out = head.train()(features(), classes)
+    assert out["pred_logits"].shape == (2, 5, 5) and len(out["aux_outputs"]) == 1
+    out["pred_logits"].sum().backward()
+    assert head.segment_classifier.pooled_projection.weight.grad is not None
+    with pytest.raises(ValueError, match="pooled_dim"):
+        ZegFormerHead(segment_classifier=SegmentClassifier(8, 6, temperature=0.01, no_object_similarity="cosine"),
+                      segment_embedding="mask_pooled", **kwargs)
+    with pytest.raises(ValueError, match="SEGMENT_EMBEDDING"):
+        ZegFormerHead(segment_classifier=SegmentClassifier(8, 6, temperature=0.01, no_object_similarity="cosine"),
+                      segment_embedding="pooled", **kwargs)

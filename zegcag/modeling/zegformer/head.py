@@ -4,7 +4,8 @@ Shapes: B batch, L decoder layers, Q queries, E hidden dim, M mask dim, K classe
 (finest input stride, 1/4 for ResNet res2).
 ``features`` (backbone dict), ``class_embeddings: (K, D)`` ->
 ``{"pred_logits": (B, Q, K+1), "pred_masks": (B, Q, h, w), "aux_outputs": [{same} for layers 1..L-1]}``.
-Mask logits are ``<MLP(query), mask_features[:, y, x]>``.
+Mask logits are ``<MLP(query), mask_features[:, y, x]>``. With ``segment_embedding="mask_pooled"`` the class
+logits come from the transformer-input feature averaged under each query's mask (see ``mask_pooled_features``).
 """
 from __future__ import annotations
 
@@ -21,7 +22,22 @@ from .pixel_decoder import FPNPixelDecoder
 from .segment_classifier import SegmentClassifier
 from .transformer_decoder import QueryTransformerDecoder
 
-__all__ = ["MLP", "ZegFormerHead"]
+__all__ = ["MLP", "SEGMENT_EMBEDDINGS", "ZegFormerHead", "mask_pooled_features"]
+
+SEGMENT_EMBEDDINGS = ("query", "mask_pooled")
+
+
+def mask_pooled_features(mask_logits: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+    """Average of ``feature`` under each soft mask: ``(..., B, Q, h, w)``, ``(B, C, H, W)`` -> ``(..., B, Q, C)``.
+
+    The masks are resized to the feature's size and weighted by their sigmoid. The weights are detached: the
+    classification loss trains the features and the classifier, not the masks.
+    """
+    lead = mask_logits.shape[:-2]
+    weights = F.interpolate(mask_logits.detach().reshape(-1, 1, *mask_logits.shape[-2:]), size=feature.shape[-2:],
+                            mode="bilinear", align_corners=False).sigmoid().reshape(*lead, -1)
+    pooled = torch.einsum("...bqn,bcn->...bqc", weights, feature.flatten(2))
+    return pooled / weights.sum(-1, keepdim=True).clamp(min=1e-6)
 
 
 class MLP(nn.Module):
@@ -49,6 +65,7 @@ class ZegFormerHead(nn.Module):
         transformer_in_feature: str,
         segment_classifier: SegmentClassifier,
         deep_supervision: bool,
+        segment_embedding: str = "query",
     ) -> None:
         """
         Args:
@@ -56,8 +73,16 @@ class ZegFormerHead(nn.Module):
             transformer_decoder: ``transformer_in_feature`` -> per-layer query embeddings.
             segment_classifier: query embeddings x class embeddings -> class logits.
             deep_supervision: in training, also return every earlier layer's predictions.
+            segment_embedding: "query" (paper) or "mask_pooled": class logits from the transformer-input feature
+                pooled under each mask (the classifier must then be built with that feature's ``pooled_dim``).
         """
         super().__init__()
+        if segment_embedding not in SEGMENT_EMBEDDINGS:
+            raise ValueError(f"MODEL.ZEGFORMER.SEGMENT_EMBEDDING must be one of {SEGMENT_EMBEDDINGS}, "
+                             f"got {segment_embedding!r}")
+        if (segment_embedding == "mask_pooled") != (segment_classifier.pooled_projection is not None):
+            raise ValueError("SEGMENT_EMBEDDING 'mask_pooled' needs a segment classifier built with pooled_dim")
+        self.segment_embedding = segment_embedding
         self.pixel_decoder = pixel_decoder
         self.transformer_decoder = transformer_decoder
         self.transformer_in_feature = transformer_in_feature
@@ -78,6 +103,7 @@ class ZegFormerHead(nn.Module):
             raise KeyError(f"MODEL.ZEGFORMER.IN_FEATURES / TRANSFORMER_IN_FEATURE name {missing}, which the "
                            f"backbone does not output (it outputs {sorted(input_shape)})")
         in_feature = cfg.MODEL.ZEGFORMER.TRANSFORMER_IN_FEATURE
+        segment_embedding = cfg.MODEL.ZEGFORMER.SEGMENT_EMBEDDING
         return {
             "pixel_decoder": FPNPixelDecoder(
                 {k: input_shape[k] for k in in_features},
@@ -102,8 +128,10 @@ class ZegFormerHead(nn.Module):
                 embed_dim,
                 temperature=cfg.MODEL.ZEGFORMER.TEMPERATURE,
                 no_object_similarity=cfg.MODEL.ZEGFORMER.NO_OBJECT_SIMILARITY,
+                pooled_dim=input_shape[in_feature].channels if segment_embedding == "mask_pooled" else None,
             ),
             "deep_supervision": cfg.MODEL.ZEGFORMER.DEEP_SUPERVISION,
+            "segment_embedding": segment_embedding,
         }
 
     def forward(self, features: Mapping[str, torch.Tensor], class_embeddings: torch.Tensor) -> dict:
@@ -112,8 +140,11 @@ class ZegFormerHead(nn.Module):
         queries = self.transformer_decoder(features[self.transformer_in_feature])  # (L, B, Q, E)
         if not (self.training and self.deep_supervision):
             queries = queries[-1:]
-        logits = self.segment_classifier(queries, class_embeddings)
         masks = torch.einsum("lbqm,bmhw->lbqhw", self.mask_embed(queries), mask_features)
+        pooled = None
+        if self.segment_embedding == "mask_pooled":
+            pooled = mask_pooled_features(masks, features[self.transformer_in_feature])
+        logits = self.segment_classifier(queries, class_embeddings, pooled)
         outputs = {"pred_logits": logits[-1], "pred_masks": masks[-1]}
         if self.training and self.deep_supervision:
             outputs["aux_outputs"] = [{"pred_logits": a, "pred_masks": b} for a, b in zip(logits[:-1], masks[:-1])]
