@@ -16,6 +16,7 @@ setup(
     package_data={
         "zegcag.data": ["splits/*.json"],
         "zegcag.embeddings": ["vectors/*/*.npy", "vectors/*/*.json", "templates/*.json"],
+        "zegcag.model_zoo": ["*.pth"],
     },
     install_requires=[
         "torch>=2.1",
