@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1
 PYTEST_ARGS ?=
 
-.PHONY: setup quickstart test test-slow bench results demo-picture clean-venv
+.PHONY: setup quickstart test test-slow bench results pretrained-backbone demo-picture clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ RESULTS_JOBS ?= 2
 
 results: setup
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(PY) tools/synthetic_results.py --jobs $(RESULTS_JOBS)
+
+# Rebuilds zegcag/model_zoo/synthetic_backbone.pth, the synthetic configs' starting weights (about 15 minutes
+# on one core); --resume continues an interrupted run, or only re-evaluates a finished one.
+PRETRAIN_DIR ?= output/pretrain_synthetic_backbone
+
+pretrained-backbone: setup
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(PY) datasets/prepare_synthetic.py --classes coco
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(PY) tools/train_net.py --resume \
+		--config-file configs/pretrain_synthetic_backbone.yaml OUTPUT_DIR $(PRETRAIN_DIR)
+	$(PY) tools/extract_backbone.py $(PRETRAIN_DIR)/model_final.pth zegcag/model_zoo/synthetic_backbone.pth --overwrite
 
 demo-picture: setup
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(PY) tools/make_demo_picture.py --overwrite

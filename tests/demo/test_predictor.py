@@ -125,6 +125,9 @@ def test_weights_of_another_architecture(tmp_path):
 
 def test_bad_arguments(spnet_weights, predictor, tmp_path):
     with pytest.raises(ValueError, match="no weights"):
+        Predictor(CONFIG, **{**TINY_MODEL_OPTS, "MODEL.WEIGHTS": ""})
+    # the synthetic configs' MODEL.WEIGHTS is the pretrained backbone training starts from, not a trained model
+    with pytest.raises(IncompatibleCheckpointError, match="starting weights of training"):
         Predictor(CONFIG, **TINY_MODEL_OPTS)
     with pytest.raises(FileNotFoundError, match="weights file not found: .*nothing.pth"):
         Predictor(CONFIG, str(tmp_path / "nothing.pth"), **TINY_MODEL_OPTS)

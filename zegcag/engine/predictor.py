@@ -128,7 +128,7 @@ class Predictor:
             overrides: config keys, e.g. ``**{"INPUT.MIN_SIZE_TEST": 512}`` or ``INPUT__MIN_SIZE_TEST=512``.
         """
         self.cfg = build_predictor_cfg(config_file, weights, device, **overrides)
-        weights = self.cfg.MODEL.WEIGHTS
+        weights_argument, weights = weights, self.cfg.MODEL.WEIGHTS
         if not weights:
             raise ValueError("no weights: pass weights=... (demo: --weights) or set MODEL.WEIGHTS to a trained "
                              "checkpoint")
@@ -140,7 +140,14 @@ class Predictor:
                                                                        Vocabulary):
             raise TypeError(f"{type(self.model).__name__} has no set_vocabulary(Vocabulary) and vocabulary "
                             "attribute: it cannot take a user vocabulary")
-        StrictCheckpointer(self.model).load(str(Path(weights).expanduser()) if "://" not in weights else weights)
+        try:
+            StrictCheckpointer(self.model).load(str(Path(weights).expanduser()) if "://" not in weights else weights)
+        except IncompatibleCheckpointError as e:
+            if weights_argument is not None:
+                raise
+            raise IncompatibleCheckpointError(
+                f"{e}. No weights were given, and the config's MODEL.WEIGHTS ({weights}) are the starting weights of "
+                "training (a pretrained backbone), not a trained model: pass weights=... (demo: --weights)") from None
         self.calibration_gamma = load_calibration_gamma(weights)
         if self.calibration_gamma is not None:
             if hasattr(self.model, "calibration_gamma"):
