@@ -10,7 +10,6 @@ MODEL.ZEGFORMER.NO_OBJECT_SIMILARITY dot, and the class-embedding provider the s
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import re
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
+
+from zegcag.utils.checkpoint_files import checkpoint_tool_args, read_state_dict
 
 logger = logging.getLogger("convert_zegformer_checkpoint")
 
@@ -98,24 +99,16 @@ def describe(official: Mapping[str, torch.Tensor]) -> list[str]:
 
 
 def load_official(path: Path) -> dict[str, torch.Tensor]:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConversionError(f"{path} holds no state dict (expected a dict of tensors, or one under 'model')")
-    return state
+    try:
+        return read_state_dict(path)
+    except ValueError as e:
+        raise ConversionError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", type=Path, help="official ZegFormer .pth")
-    parser.add_argument("output", type=Path, help="converted .pth for MODEL.WEIGHTS")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    args = parser.parse_args(argv)
+    _, args = checkpoint_tool_args(__doc__.split("\n\n")[0], "official ZegFormer .pth",
+                                   "converted .pth for MODEL.WEIGHTS", argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if not args.input.is_file():
-        parser.error(f"input checkpoint not found: {args.input}")
-    if args.output.exists() and not args.overwrite:
-        parser.error(f"output {args.output} exists; pass --overwrite to replace it")
     official = load_official(args.input)
     converted, dropped = convert_state_dict(official)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,13 @@ meta-architecture whose backbone is built from the same config loads it with no 
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 import torch
+
+from zegcag.utils.checkpoint_files import checkpoint_tool_args, read_state_dict
 
 logger = logging.getLogger("extract_backbone")
 
@@ -22,12 +23,8 @@ PREFIX = "backbone."
 
 def backbone_state(path: Path) -> dict[str, torch.Tensor]:
     """The ``backbone.*`` tensors of a Detectron2 checkpoint (a state dict, or one under ``"model"``)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} holds no state dict (expected a dict of tensors, or one under 'model')")
-    backbone = {k: v.detach().float().clone() for k, v in state.items()
-                if k.startswith(PREFIX) and isinstance(v, torch.Tensor)}
+    state = read_state_dict(path)
+    backbone = {k: v.detach().float().clone() for k, v in state.items() if k.startswith(PREFIX)}
     if not backbone:
         raise ValueError(f"{path} has no '{PREFIX}*' parameters (its keys start with "
                          f"{sorted({k.split('.')[0] for k in state})})")
@@ -35,16 +32,9 @@ def backbone_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", type=Path, help="Detectron2 checkpoint, e.g. model_final.pth")
-    parser.add_argument("output", type=Path, help="backbone-only .pth for MODEL.WEIGHTS")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    args = parser.parse_args(argv)
+    parser, args = checkpoint_tool_args(__doc__.split("\n\n")[0], "Detectron2 checkpoint, e.g. model_final.pth",
+                                        "backbone-only .pth for MODEL.WEIGHTS", argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if not args.input.is_file():
-        parser.error(f"input checkpoint not found: {args.input}")
-    if args.output.exists() and not args.overwrite:
-        parser.error(f"output {args.output} exists; pass --overwrite to replace it")
     try:
         backbone = backbone_state(args.input)
     except ValueError as e:
