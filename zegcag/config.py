@@ -92,6 +92,9 @@ def add_zegcag_config(cfg: CN) -> None:
     # decoder's query state) or "mask_pooled" (ours: TRANSFORMER_IN_FEATURE averaged under each query's predicted
     # mask, the mask weights detached; a per-segment SPNet-style classifier that does not depend on query identity)
     cfg.MODEL.ZEGFORMER.SEGMENT_EMBEDDING = "query"
+    # With "mask_pooled": weight of an extra per-pixel SPNet cross-entropy that trains the pooled classifier's projection
+    # on every pixel of TRANSFORMER_IN_FEATURE against the seen labels (0 = off)
+    cfg.MODEL.ZEGFORMER.PIXEL_CLASS_WEIGHT = 0.0
     # Temperature tau of the segment classifier: logits = cosine similarity / tau (fixed).
     cfg.MODEL.ZEGFORMER.TEMPERATURE = 0.01
     # No-object score: "cosine" with a normalised learned embedding (paper) or "dot" unnormalised (official code).

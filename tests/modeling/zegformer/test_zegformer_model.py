@@ -135,6 +135,29 @@ def test_head_is_registered(tiny_benchmark):
     assert head.segment_classifier.embed_dim == build_class_embedder(cfg).dim
 
 
+def test_mask_pooled_classifier_with_pixel_loss(tiny_benchmark):
+    torch.manual_seed(0)
+    model = build_model(tiny_zegformer_cfg("MODEL.ZEGFORMER.SEGMENT_EMBEDDING", "mask_pooled",
+                                           "MODEL.ZEGFORMER.PIXEL_CLASS_WEIGHT", "0.5")).train()
+    x = batch()
+    losses = model(x)
+    assert "loss_pixel_cls" in losses and torch.isfinite(losses["loss_pixel_cls"])
+    # the loss is SPNet's cross-entropy of the pooled projection on the feature grid, over the seen classes only
+    seen = model.seen_mask.nonzero().squeeze(1)
+    feature = torch.randn(2, model.head.segment_classifier.pooled_projection.in_features, 4, 5)
+    labels = torch.full((2, 8, 10), 255, dtype=torch.long)
+    labels[:, :4] = 3
+    projected = model.head.segment_classifier.pooled_projection(feature.permute(0, 2, 3, 1))
+    scores = (projected @ model.class_embeddings[seen].T).permute(0, 3, 1, 2)
+    expected = torch.nn.functional.cross_entropy(scores[:, :, :2], torch.full((2, 2, 5), 3))
+    assert torch.allclose(model.pixel_class_loss(feature, labels, seen), expected, atol=1e-5)
+    assert model.pixel_class_loss(feature, torch.full_like(labels, 255), seen).item() == 0
+    sum(losses.values()).backward()
+    assert model.head.segment_classifier.pooled_projection.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="PIXEL_CLASS_WEIGHT.*mask_pooled"):
+        build_model(tiny_zegformer_cfg("MODEL.ZEGFORMER.PIXEL_CLASS_WEIGHT", "0.5"))
+
+
 @pytest.mark.parametrize("key,value,error,match", [
     ("MODEL.CLASS_EMBED.TEMPLATES", "no_such_set", KeyError, "unknown prompt template set"),
     ("MODEL.ZEGFORMER.CLIP_IMAGE_TEMPLATES", "no_such_set", KeyError, "CLIP_IMAGE_TEMPLATES"),

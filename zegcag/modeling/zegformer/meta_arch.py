@@ -23,7 +23,7 @@ from ...data.protocol import resolve_split, training_classes
 from ...embeddings import ClassEmbedder, build_class_embedder
 from ..matcher import HungarianMatcher
 from ..vocabulary import Vocabulary
-from ..zero_shot_segmentor import ZeroShotSegmentor
+from ..zero_shot_segmentor import ZeroShotSegmentor, downsample_labels
 from . import fusion
 from .criterion import SetCriterion
 from .head import ZegFormerHead
@@ -58,6 +58,7 @@ class ZegFormer(ZeroShotSegmentor):
         clip_topk: int,
         clip_no_object_in_softmax: bool,
         calibration_gamma: float,
+        pixel_class_weight: float = 0.0,
     ) -> None:
         """
         Args:
@@ -70,8 +71,14 @@ class ZegFormer(ZeroShotSegmentor):
             clip_topk: the CLIP branch classifies only the top-k most confident segments (0: all).
             clip_no_object_in_softmax: append the segment head's no-object logit to the CLIP softmax (official).
             calibration_gamma: subtracted from seen-class scores at inference.
+            pixel_class_weight: weight of ``loss_pixel_cls``, an SPNet cross-entropy of the mask-pooled classifier's
+                projection on every pixel of the transformer-input feature (needs SEGMENT_EMBEDDING "mask_pooled").
         """
         super().__init__(pixel_mean=pixel_mean, pixel_std=pixel_std, calibration_gamma=calibration_gamma)
+        if pixel_class_weight and head.segment_embedding != "mask_pooled":
+            raise ValueError("MODEL.ZEGFORMER.PIXEL_CLASS_WEIGHT trains the mask-pooled classifier: it needs "
+                             "MODEL.ZEGFORMER.SEGMENT_EMBEDDING 'mask_pooled'")
+        self.pixel_class_weight = pixel_class_weight
         if inference_mode not in INFERENCE_MODES:
             raise ValueError(f"MODEL.ZEGFORMER.INFERENCE_MODE must be one of {INFERENCE_MODES}, got {inference_mode!r}")
         if inference_mode != "seg" and image_branch is None:
@@ -121,6 +128,7 @@ class ZegFormer(ZeroShotSegmentor):
             "clip_topk": cfg.MODEL.ZEGFORMER.CLIP_TOPK,
             "clip_no_object_in_softmax": cfg.MODEL.ZEGFORMER.CLIP_NO_OBJECT_IN_SOFTMAX,
             "calibration_gamma": cfg.MODEL.ZEGFORMER.CALIBRATION_GAMMA,
+            "pixel_class_weight": cfg.MODEL.ZEGFORMER.PIXEL_CLASS_WEIGHT,
         }
 
     def set_vocabulary(self, vocabulary: Vocabulary) -> None:
@@ -156,7 +164,22 @@ class ZegFormer(ZeroShotSegmentor):
         targets = semantic_to_mask_targets(self.train_label_map[labels], self.ignore_label)
         seen_ids = self.seen_mask.nonzero().squeeze(1)
         outputs = self.head(features, self.class_embeddings[seen_ids])
-        return self.criterion(outputs, targets)
+        losses = self.criterion(outputs, targets)
+        if self.pixel_class_weight:
+            losses["loss_pixel_cls"] = self.pixel_class_weight * self.pixel_class_loss(
+                features[self.head.transformer_in_feature], self.train_label_map[labels], seen_ids)
+        return losses
+
+    def pixel_class_loss(self, feature: torch.Tensor, labels: torch.Tensor, seen_ids: torch.Tensor) -> torch.Tensor:
+        """SPNet's loss on the mask-pooled classifier: ``feature (B, C, h, w)``, ``labels (B, H, W)`` in seen-class
+        index space -> cross-entropy of ``<P f, T_s>`` (dot product, as SPNet) on the feature grid."""
+        projection = self.head.segment_classifier.pooled_projection
+        embedded = projection(feature.permute(0, 2, 3, 1))  # (B, h, w, D)
+        scores = (embedded @ self.class_embeddings[seen_ids].to(embedded.dtype).T).permute(0, 3, 1, 2)
+        targets = downsample_labels(labels, scores.shape[-2:])
+        if (targets == self.ignore_label).all():
+            return scores.sum() * 0.0
+        return F.cross_entropy(scores, targets, ignore_index=self.ignore_label)
 
     def inference_single(self, logits: torch.Tensor, masks: torch.Tensor, x: dict, image_size) -> torch.Tensor:
         """``logits: (Q, K+1)``, ``masks: (Q, H, W)`` padded-size logits -> ``(K, height, width)`` scores."""
