@@ -53,6 +53,8 @@ _SPLIT_B = ("DATASETS.ZS3.UNSEEN_CLASSES", SPLIT_B)
 _NO_CALIBRATION = ("TEST.GZS3.CALIBRATION_DATASET", "")
 ROWS = {
     "spnet": Row("SPNet, zero-shot", "configs/spnet_synthetic.yaml"),
+    "spnet_from_scratch": Row("SPNet, zero-shot, from scratch (no pretrained backbone)", "configs/spnet_synthetic.yaml",
+                              opts=("MODEL.WEIGHTS", "")),
     "spnet_split_b": Row("SPNet, zero-shot, scene seed 1, unseen = bicycle, bottle, cat, dining table, horse",
                          "configs/spnet_synthetic.yaml", 1, _SPLIT_B),
     "spnet_supervised": Row("SPNet trained on all classes (supervised upper bound)", "configs/spnet_synthetic.yaml",
