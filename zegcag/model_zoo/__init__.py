@@ -23,10 +23,12 @@ class ZegcagHandler(PathHandler):
     def _get_supported_prefixes(self) -> list[str]:
         return [self.PREFIX]
 
+    def _shipped_file(self, path: str) -> Path:
+        return MODEL_ZOO_DIR / path[len(self.PREFIX):]
+
     def _get_local_path(self, path: str, **kwargs) -> str:
-        name = path[len(self.PREFIX):]
-        local = MODEL_ZOO_DIR / name
-        if not name or not local.is_file():
+        local = self._shipped_file(path)
+        if not local.is_file():
             shipped = sorted(p.name for p in MODEL_ZOO_DIR.glob("*.pth"))
             raise FileNotFoundError(f"{path}: no such checkpoint in {MODEL_ZOO_DIR} (shipped: {shipped}); "
                                     "`make pretrained-backbone` rebuilds synthetic_backbone.pth")
@@ -36,8 +38,7 @@ class ZegcagHandler(PathHandler):
         return PathManager.open(self._get_local_path(path), mode, **kwargs)
 
     def _exists(self, path: str, **kwargs) -> bool:
-        return (MODEL_ZOO_DIR / path[len(self.PREFIX):]).is_file()
+        return self._shipped_file(path).is_file()
 
 
-if ZegcagHandler.PREFIX not in PathManager._path_handlers:  # idempotent across re-imports
-    PathManager.register_handler(ZegcagHandler())
+PathManager.register_handler(ZegcagHandler())
