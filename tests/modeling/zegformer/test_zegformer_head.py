@@ -92,15 +92,21 @@ def test_segment_classifier_cosine_logits_and_no_object():
         cosine(queries, classes[:0])
 
 
-def test_head_deep_supervision_only_in_training():
-    head = ZegFormerHead(
+def head_parts(dec_layers: int) -> dict:
+    """A small head's pixel decoder and query decoder (5 queries, hidden 8) on SHAPES' res4, deep supervision."""
+    return dict(
         pixel_decoder=FPNPixelDecoder(SHAPES, conv_dim=32, mask_dim=10, norm=""),
         transformer_decoder=QueryTransformerDecoder(16, hidden_dim=8, num_queries=5, nheads=2, dim_feedforward=12,
-                                                    dec_layers=3, dropout=0.0, pre_norm=False, enforce_input_proj=True),
+                                                    dec_layers=dec_layers, dropout=0.0, pre_norm=False,
+                                                    enforce_input_proj=True),
         transformer_in_feature="res4",
-        segment_classifier=SegmentClassifier(8, 6, temperature=0.01, no_object_similarity="cosine"),
         deep_supervision=True,
     )
+
+
+def test_head_deep_supervision_only_in_training():
+    head = ZegFormerHead(segment_classifier=SegmentClassifier(8, 6, temperature=0.01, no_object_similarity="cosine"),
+                         **head_parts(dec_layers=3))
     classes = F.normalize(torch.randn(4, 6), dim=-1)
     out = head.train()(features(), classes)
     assert out["pred_logits"].shape == (2, 5, 5) and out["pred_masks"].shape == (2, 5, 16, 16)
@@ -150,13 +156,7 @@ def test_mask_pooled_classifier_takes_classes_from_pooled_and_no_object_from_que
 
 
 def test_head_with_mask_pooled_segment_embedding():
-    kwargs = dict(
-        pixel_decoder=FPNPixelDecoder(SHAPES, conv_dim=32, mask_dim=10, norm=""),
-        transformer_decoder=QueryTransformerDecoder(16, hidden_dim=8, num_queries=5, nheads=2, dim_feedforward=12,
-                                                    dec_layers=2, dropout=0.0, pre_norm=False, enforce_input_proj=True),
-        transformer_in_feature="res4",
-        deep_supervision=True,
-    )
+    kwargs = head_parts(dec_layers=2)
     head = ZegFormerHead(segment_classifier=SegmentClassifier(8, 6, temperature=0.01, no_object_similarity="cosine",
                                                               pooled_dim=16),
                          segment_embedding="mask_pooled", **kwargs)
