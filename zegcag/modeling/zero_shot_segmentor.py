@@ -24,6 +24,13 @@ def calibrate_scores(scores: torch.Tensor, seen: torch.Tensor, gamma: float) -> 
     return scores - gamma * seen.to(device=scores.device, dtype=scores.dtype)[:, None, None]
 
 
+def pixel_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_label: int) -> torch.Tensor:
+    """Pixel cross-entropy; ``logits: (B, K, h, w)``, ``labels: (B, h, w)`` with ``ignore_label`` skipped."""
+    if (labels == ignore_label).all():  # e.g. a crop of unseen pixels only: the mean over nothing is NaN
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, labels, ignore_index=ignore_label)
+
+
 def downsample_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``labels: (B, H, W)`` class ids -> ``(B, h, w)`` by nearest neighbour (ids are never averaged)."""
     return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()

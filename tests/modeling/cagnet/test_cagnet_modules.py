@@ -9,7 +9,6 @@ import torch
 from zegcag.modeling.cagnet import ContextualModule, Discriminator, FeatureClassifier, Generator
 from zegcag.modeling.cagnet.losses import (
     LossSettings,
-    classification_loss,
     discriminator_adv_loss,
     generator_adv_loss,
     kl_loss,
@@ -17,6 +16,7 @@ from zegcag.modeling.cagnet.losses import (
     mmd,
     mmd_reconstruction_loss,
 )
+from zegcag.modeling.zero_shot_segmentor import pixel_cross_entropy
 
 
 def test_contextual_module_shapes_and_inference_uses_the_mean():
@@ -154,11 +154,11 @@ def test_adversarial_losses():
         generator_adv_loss(big, mask, kind="wgan")
 
 
-def test_classification_loss_ignores_and_survives_all_ignored():
+def test_pixel_cross_entropy_ignores_and_survives_all_ignored():
     logits = torch.zeros(1, 3, 1, 2, requires_grad=True)
     labels = torch.tensor([[[1, 255]]])
-    assert classification_loss(logits, labels, 255).item() == pytest.approx(math.log(3))
-    empty = classification_loss(logits, torch.full_like(labels, 255), 255)
+    assert pixel_cross_entropy(logits, labels, 255).item() == pytest.approx(math.log(3))
+    empty = pixel_cross_entropy(logits, torch.full_like(labels, 255), 255)
     assert empty.item() == 0.0 and empty.requires_grad
 
 

@@ -19,7 +19,7 @@ from ...data.protocol import resolve_split, training_classes
 from ...embeddings import ClassEmbedder, build_class_embedder
 from ..aspp_sum import SummedASPP
 from ..vocabulary import Vocabulary
-from ..zero_shot_segmentor import ZeroShotSegmentor, downsample_labels
+from ..zero_shot_segmentor import ZeroShotSegmentor, downsample_labels, pixel_cross_entropy
 
 
 @META_ARCH_REGISTRY.register()
@@ -109,7 +109,4 @@ class SPNet(ZeroShotSegmentor):
             targets = downsample_labels(targets, scores.shape[-2:])
         else:
             scores = F.interpolate(scores, size=targets.shape[-2:], mode="bilinear", align_corners=False)
-        targets = self.train_label_map[targets]
-        if (targets == self.ignore_label).all():  # e.g. a crop of unseen pixels only: mean over nothing is NaN
-            return {"loss_ce": scores.sum() * 0.0}
-        return {"loss_ce": F.cross_entropy(scores, targets, ignore_index=self.ignore_label)}
+        return {"loss_ce": pixel_cross_entropy(scores, self.train_label_map[targets], self.ignore_label)}

@@ -1,4 +1,4 @@
-"""The losses CaGNet uses: classification, adversarial, feature reconstruction (L2 or MMD) and KL.
+"""The losses CaGNet uses besides the shared pixel cross-entropy: adversarial, feature reconstruction (L2 or MMD), KL.
 
 Shapes: B batch, C feature dim, K classes, h/w feature map size, N/M pixel counts.
 ``mask: (B, h, w)`` bool marks the pixels a loss averages over (labelled pixels; patch centres in
@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from torch.nn import functional as F
 
 ADV_LOSSES = ("lsgan", "l1")
 REC_LOSSES = ("l2", "mmd")
@@ -20,13 +19,6 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask[:, None].to(values.dtype)  # a product, not values[mask]: boolean indexing is slow on CPU
     count = weights.sum() * values.shape[1]
     return (values * weights).sum() / count.clamp(min=1)
-
-
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_label: int) -> torch.Tensor:
-    """Pixel cross-entropy; ``logits: (B, K, h, w)``, ``labels: (B, h, w)`` with ``ignore_label`` skipped."""
-    if (labels == ignore_label).all():  # e.g. a crop of unseen pixels only: the mean over nothing is NaN
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits, labels, ignore_index=ignore_label)
 
 
 def kl_loss(mu: torch.Tensor, logvar: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

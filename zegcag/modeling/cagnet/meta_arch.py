@@ -26,13 +26,13 @@ from ...data.protocol import resolve_split, training_classes
 from ...embeddings import ClassEmbedder, build_class_embedder
 from ..aspp_sum import SummedASPP
 from ..vocabulary import Vocabulary
-from ..zero_shot_segmentor import ZeroShotSegmentor, downsample_labels
+from ..zero_shot_segmentor import ZeroShotSegmentor, downsample_labels, pixel_cross_entropy
 from .classifier import FeatureClassifier
 from .contextual_module import ContextOutput, ContextualModule
 from .discriminator import Discriminator
 from .fake_labels import FakeLabelSampler
 from .generator import Generator
-from .losses import LossSettings, classification_loss, discriminator_adv_loss, generator_adv_loss, kl_loss
+from .losses import LossSettings, discriminator_adv_loss, generator_adv_loss, kl_loss
 from .pixelcnn import PixelCNN, extract_label_patches
 from .self_training import check_pseudo_label_rule, pseudo_label
 from .vocabulary_classifier import VocabularyClassifiers, VocabularyFitSettings
@@ -322,7 +322,7 @@ class CaGNet(ZeroShotSegmentor):
         source = out.real if out.real is not None else out.fake
         trunk = self.classifier.trunk(source.detach())
         name = "loss_d_cls" if out.real is not None else "loss_d_cls_fake"
-        losses = {name: classification_loss(self.classifier.head(trunk), out.labels, self.ignore_label)}
+        losses = {name: pixel_cross_entropy(self.classifier.head(trunk), out.labels, self.ignore_label)}
         if self.discriminator is not None and out.fake is not None:
             fake_trunk = trunk if out.real is None else self.classifier.trunk(out.fake.detach())
             real_scores = self.discriminator(trunk) if out.real is not None else None
@@ -336,7 +336,7 @@ class CaGNet(ZeroShotSegmentor):
         mask = out.labels != self.ignore_label
         losses = {}
         if out.real is not None:
-            losses["loss_cls"] = classification_loss(self.classifier(out.real), out.labels, self.ignore_label)
+            losses["loss_cls"] = pixel_cross_entropy(self.classifier(out.real), out.labels, self.ignore_label)
             if out.context is not None:
                 losses["loss_kl"] = self.losses.kl_weight * kl_loss(out.context.mu, out.context.logvar, mask)
             if out.fake is not None:
@@ -344,7 +344,7 @@ class CaGNet(ZeroShotSegmentor):
                 target = out.real if self.rec_trains_features else out.real.detach()
                 losses["loss_rec"] = self.losses.reconstruction(target, out.fake, out.labels, mask)
         elif self.finetune_generator:
-            losses["loss_cls_fake"] = classification_loss(self.classifier(out.fake), out.labels, self.ignore_label)
+            losses["loss_cls_fake"] = pixel_cross_entropy(self.classifier(out.fake), out.labels, self.ignore_label)
         else:
             return losses
         if self.discriminator is not None and out.fake is not None:

@@ -23,7 +23,7 @@ from ...data.protocol import resolve_split, training_classes
 from ...embeddings import ClassEmbedder, build_class_embedder
 from ..matcher import HungarianMatcher
 from ..vocabulary import Vocabulary
-from ..zero_shot_segmentor import ZeroShotSegmentor, downsample_labels
+from ..zero_shot_segmentor import ZeroShotSegmentor, downsample_labels, pixel_cross_entropy
 from . import fusion
 from .criterion import SetCriterion
 from .head import ZegFormerHead
@@ -176,10 +176,7 @@ class ZegFormer(ZeroShotSegmentor):
         projection = self.head.segment_classifier.pooled_projection
         embedded = projection(feature.permute(0, 2, 3, 1))  # (B, h, w, D)
         scores = (embedded @ self.class_embeddings[seen_ids].to(embedded.dtype).T).permute(0, 3, 1, 2)
-        targets = downsample_labels(labels, scores.shape[-2:])
-        if (targets == self.ignore_label).all():
-            return scores.sum() * 0.0
-        return F.cross_entropy(scores, targets, ignore_index=self.ignore_label)
+        return pixel_cross_entropy(scores, downsample_labels(labels, scores.shape[-2:]), self.ignore_label)
 
     def inference_single(self, logits: torch.Tensor, masks: torch.Tensor, x: dict, image_size) -> torch.Tensor:
         """``logits: (Q, K+1)``, ``masks: (Q, H, W)`` padded-size logits -> ``(K, height, width)`` scores."""
