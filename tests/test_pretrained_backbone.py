@@ -12,6 +12,7 @@ from detectron2.utils.file_io import PathManager
 from zegcag.data.protocol import resolve_split
 from zegcag.embeddings.word_vectors import Word2VecFastTextEmbedder
 from zegcag.model_zoo import MODEL_ZOO_DIR
+from zegcag.utils.checkpoint_files import read_state_dict
 from zegcag_testing import REPO, load_script, make_cfg
 
 SHIPPED = "zegcag://synthetic_backbone.pth"
@@ -48,12 +49,13 @@ def test_shipped_backbone_loads_every_backbone_parameter(config):
     cfg = make_cfg(config)
     model = trainer_class(cfg).build_model(cfg)
     before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("backbone.")}
-    checkpoint = DetectionCheckpointer(model)._load_file(PathManager.get_local_path(cfg.MODEL.WEIGHTS))
-    assert set(checkpoint["model"]) == set(before)  # nothing but the backbone, all of it
+    shipped = read_state_dict(Path(PathManager.get_local_path(cfg.MODEL.WEIGHTS)))
+    assert set(shipped) == set(before)  # nothing but the backbone, all of it
+    assert all(shipped[k].dtype == v.dtype for k, v in before.items())
     DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
     after = model.state_dict()
     changed = [k for k, v in before.items() if v.dtype.is_floating_point and not torch.equal(v, after[k])]
-    assert changed and all(torch.equal(after[k], checkpoint["model"][k].to(after[k].dtype)) for k in before)
+    assert changed and all(torch.equal(after[k], shipped[k]) for k in before)
 
 
 def test_pretraining_leaves_out_every_synthetic_unseen_class():
@@ -84,11 +86,14 @@ def test_extract_backbone_keeps_only_the_backbone(tmp_path, capsys):
     tool = load_script("tools/extract_backbone.py")
     source = tmp_path / "model_final.pth"
     torch.save({"model": {"backbone.conv.weight": torch.ones(2, 3, dtype=torch.float64),
+                          "backbone.norm.num_batches_tracked": torch.tensor(7),
                           "sem_seg_head.weight": torch.zeros(4)}, "optimizer": {"state": {}}, "iteration": 9}, source)
     out = tmp_path / "backbone.pth"
     assert tool.main([str(source), str(out)]) == 0
     saved = torch.load(out, weights_only=False)["model"]
-    assert list(saved) == ["backbone.conv.weight"] and saved["backbone.conv.weight"].dtype == torch.float32
+    assert list(saved) == ["backbone.conv.weight", "backbone.norm.num_batches_tracked"]
+    assert saved["backbone.conv.weight"].dtype == torch.float32
+    assert saved["backbone.norm.num_batches_tracked"].dtype == torch.int64
     with pytest.raises(SystemExit):
         tool.main([str(source), str(out)])
     assert "--overwrite" in capsys.readouterr().err

@@ -3,7 +3,8 @@
 
     python tools/extract_backbone.py output/pretrain_synthetic_backbone/model_final.pth backbone.pth [--overwrite]
 
-Writes ``{"model": {"backbone.*": tensor}}`` with float32 tensors and no optimizer or trainer state, so every
+Writes ``{"model": {"backbone.*": tensor}}`` with floating-point tensors as float32 (integer buffers such as
+BatchNorm's step count keep their type) and no optimizer or trainer state, so every
 meta-architecture whose backbone is built from the same config loads it with no unexpected keys.
 """
 from __future__ import annotations
@@ -24,7 +25,8 @@ PREFIX = "backbone."
 def backbone_state(path: Path) -> dict[str, torch.Tensor]:
     """The ``backbone.*`` tensors of a Detectron2 checkpoint (a state dict, or one under ``"model"``)."""
     state = read_state_dict(path)
-    backbone = {k: v.detach().float().clone() for k, v in state.items() if k.startswith(PREFIX)}
+    backbone = {k: (v.float() if v.is_floating_point() else v).detach().clone()
+                for k, v in state.items() if k.startswith(PREFIX)}
     if not backbone:
         raise ValueError(f"{path} has no '{PREFIX}*' parameters (its keys start with "
                          f"{sorted({k.split('.')[0] for k in state})})")
