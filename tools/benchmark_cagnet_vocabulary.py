@@ -73,9 +73,11 @@ def evaluate(predictor, dataset: str, max_images: int | None = None) -> dict:
     from zegcag.evaluation.metrics import confusion_matrix
 
     meta = MetadataCatalog.get(dataset)
-    names, unseen, ignore = list(meta.stuff_classes), list(meta.unseen_classes), meta.ignore_label
+    names, ignore = list(meta.stuff_classes), meta.ignore_label
     if list(predictor.training_vocabulary.class_names) != names:
         raise ValueError(f"{dataset}'s classes differ from the model's training vocabulary")
+    # the model's own unseen classes: the split's list, or DATASETS.ZS3.UNSEEN_CLASSES when the config sets one
+    unseen = (~predictor.training_vocabulary.seen_mask()).nonzero().flatten().tolist()
     vocabulary = [names[c] for c in unseen]
     records = DatasetCatalog.get(dataset)[:max_images]
     k = len(vocabulary)

@@ -90,7 +90,7 @@ def add_zegcag_config(cfg: CN) -> None:
     cfg.MODEL.ZEGFORMER.DEEP_SUPERVISION = True
     # What the segment classifier projects into the class-embedding space: "query" (paper and official code: the
     # decoder's query state) or "mask_pooled" (ours: TRANSFORMER_IN_FEATURE averaged under each query's predicted
-    # mask, the mask weights detached; a per-segment SPNet-style classifier that does not depend on query identity)
+    # mask (binarised at 0.5, detached); a per-segment SPNet-style classifier that does not depend on query identity)
     cfg.MODEL.ZEGFORMER.SEGMENT_EMBEDDING = "query"
     # With "mask_pooled": weight of an extra per-pixel SPNet cross-entropy that trains the pooled classifier's projection
     # on every pixel of TRANSFORMER_IN_FEATURE against the seen labels (0 = off)

@@ -129,6 +129,19 @@ def test_benchmark_tool_scores_unseen_pixels_with_the_unseen_only_vocabulary(tin
     assert tool.main(argv) == 2  # the output exists: not overwritten without --overwrite
 
 
+def test_benchmark_tool_takes_the_unseen_classes_from_the_config(tiny_benchmark, cagnet_weights, tmp_path):
+    """DATASETS.ZS3.UNSEEN_CLASSES (split B) decides the vocabulary, not the dataset's registered unseen list."""
+    from zegcag_testing import TEST_DATASET, load_script
+
+    tool = load_script("tools/benchmark_cagnet_vocabulary.py")
+    output = tmp_path / "split_b.json"
+    split_b = ["bicycle", "bottle", "cat", "dining table", "horse"]
+    argv = ["--config-file", CAGNET_CONFIG, "--weights", str(cagnet_weights), "--dataset", f"{TEST_DATASET}_val",
+            "--output", str(output), "--opts", *flat(TINY_CAGNET_OPTS), "DATASETS.ZS3.UNSEEN_CLASSES", str(split_b)]
+    assert tool.main(argv) == 0
+    assert json.loads(output.read_text())["vocabulary"] == split_b
+
+
 def test_chance_miou_is_that_of_uniformly_random_labels():
     import numpy as np
 

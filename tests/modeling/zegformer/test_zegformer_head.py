@@ -137,6 +137,18 @@ def test_mask_pooled_features_average_under_each_mask():
     assert masks.grad is None and feature.grad is not None
 
 
+def test_mask_pooled_features_ignore_low_probability_pixels_unless_the_mask_is_empty():
+    feature = torch.zeros(1, 1, 8, 8)
+    feature[0, 0, :2, :2] = 1.0  # a small object: 4 of 64 pixels
+    masks = torch.full((1, 2, 8, 8), -3.0)  # probability ~0.05 everywhere ...
+    masks[0, 0, :2, :2] = 3.0  # ... but on the object for query 0
+    pooled = mask_pooled_features(masks, feature)
+    # soft weights would give 4 * 0.95 / (4 * 0.95 + 60 * 0.05) = 0.56; binarised, only the object counts
+    assert torch.allclose(pooled[0, 0], torch.tensor([1.0]), atol=1e-5)
+    # query 1 has no pixel above 0.5: its sigmoid weights are used (uniform here -> the image mean)
+    assert torch.allclose(pooled[0, 1], torch.tensor([4 / 64]), atol=1e-5)
+
+
 def test_mask_pooled_classifier_takes_classes_from_pooled_and_no_object_from_query():
     torch.manual_seed(0)
     classes = F.normalize(torch.randn(4, 6), dim=-1)
