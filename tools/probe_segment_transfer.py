@@ -40,14 +40,13 @@ def segment_features(model, dataset_dicts: list[dict], feature: str, keep: np.nd
                      ignore_label: int) -> tuple[np.ndarray, np.ndarray]:
     """Backbone ``feature`` averaged over each class region of each image, for the classes where ``keep[c]``:
     -> ``X: (N, C)`` and their class ids ``y: (N,)``. Features are upsampled to the label's size first."""
-    from detectron2.data import detection_utils
-
     from zegcag.data.label_io import read_label
+    from zegcag.data.mappers.zs3_semantic_mapper import read_image
 
     xs, ys = [], []
     with torch.no_grad():
         for d in dataset_dicts:
-            image = detection_utils.read_image(d["file_name"], format=input_format)
+            image = read_image(d["file_name"], input_format)
             label = read_label(d["sem_seg_file_name"])
             tensor = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
             normalized = model.normalized_images([{"image": tensor}])[0][None]
